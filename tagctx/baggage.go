@@ -1,0 +1,160 @@
+package tagctx
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"go.opentelemetry.io/otel/baggage"
+)
+
+// Limits on what an entry point reads, checked before any parsing so a
+// hostile header costs a length check, not a parse.
+const (
+	// MaxHeaderBytes caps the total bytes of tag-bearing header values (the
+	// tag header and every baggage header value together).
+	MaxHeaderBytes = 8 << 10
+	// MaxBaggageMembers caps the list members of the baggage headers.
+	MaxBaggageMembers = 64
+)
+
+// Default wire keys.
+const (
+	DefaultHeader     = "X-Tag"
+	DefaultBaggageKey = "x-tag"
+	BaggageHeader     = "baggage"
+)
+
+// ErrLimit is matched by errors for input over MaxHeaderBytes or
+// MaxBaggageMembers.
+var ErrLimit = errors.New("tagctx: tag-bearing headers over limit")
+
+// Extract finds the traffic tag in the values of a tag header and of W3C
+// baggage headers (member baggageKey), checking limits first. The tag
+// header wins over baggage. found reports whether a tag was present at all;
+// err says why a present tag, or input over the limits, was not accepted,
+// in which case the traffic must be treated as untagged. It does not
+// allocate for valid lowercase input.
+func Extract(tagValues, baggageValues []string, baggageKey string) (t Tag, found bool, err error) {
+	total := 0
+	for _, v := range tagValues {
+		total += len(v)
+	}
+	for _, v := range baggageValues {
+		total += len(v)
+	}
+	if total > MaxHeaderBytes {
+		return Tag{}, false, fmt.Errorf("%w: %d bytes, limit %d", ErrLimit, total, MaxHeaderBytes)
+	}
+	if len(tagValues) > 0 {
+		t, err := Parse(tagValues[0])
+		for _, v := range tagValues[1:] {
+			if v != tagValues[0] {
+				return Tag{}, true, fmt.Errorf("tagctx: conflicting tag header values %q and %q", tagValues[0], v)
+			}
+		}
+		return t, true, err
+	}
+	return fromBaggage(baggageValues, baggageKey)
+}
+
+func fromBaggage(values []string, key string) (Tag, bool, error) {
+	members := 0
+	for _, v := range values {
+		members += strings.Count(v, ",") + 1
+	}
+	if members > MaxBaggageMembers {
+		return Tag{}, false, fmt.Errorf("%w: %d baggage members, limit %d", ErrLimit, members, MaxBaggageMembers)
+	}
+	for _, v := range values {
+		for v != "" {
+			var m string
+			m, v, _ = strings.Cut(v, ",")
+			k, rest, ok := strings.Cut(m, "=")
+			if !ok || trimOWS(k) != key {
+				continue
+			}
+			val, _, _ := strings.Cut(rest, ";")
+			val = trimOWS(val)
+			if strings.IndexByte(val, '%') >= 0 {
+				dec, err := url.PathUnescape(val)
+				if err != nil {
+					return Tag{}, true, fmt.Errorf("tagctx: baggage member %q: %w", key, err)
+				}
+				val = dec
+			}
+			t, err := Parse(val)
+			return t, true, err
+		}
+	}
+	return Tag{}, false, nil
+}
+
+func trimOWS(s string) string {
+	return strings.Trim(s, " \t")
+}
+
+// MergeBaggage returns the baggage header value header with member key set
+// to t, keeping every other member in order. The zero Tag removes the
+// member, so a hop that decided "stable" does not forward a lane tag it
+// received in baggage.
+func MergeBaggage(header, key string, t Tag) string {
+	if !hasMember(header, key) {
+		switch {
+		case t.IsZero():
+			return header
+		case header == "":
+			return key + "=" + t.s
+		default:
+			return header + "," + key + "=" + t.s
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(header) + len(key) + len(t.s) + 2)
+	for rest := header; rest != ""; {
+		var m string
+		m, rest, _ = strings.Cut(rest, ",")
+		if k, _, _ := strings.Cut(m, "="); trimOWS(k) == key || trimOWS(m) == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(trimOWS(m))
+	}
+	if !t.IsZero() {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(key + "=" + t.s)
+	}
+	return b.String()
+}
+
+// hasMember is a cheap pre-check: false means key is surely not a member.
+func hasMember(header, key string) bool {
+	return header != "" && strings.Contains(header, key)
+}
+
+// FromBaggage reads the tag from OpenTelemetry baggage member key.
+func FromBaggage(b baggage.Baggage, key string) (t Tag, found bool, err error) {
+	m := b.Member(key)
+	if m.Key() == "" {
+		return Tag{}, false, nil
+	}
+	t, err = Parse(m.Value())
+	return t, true, err
+}
+
+// ToBaggage returns b with member key set to t (removed for the zero Tag).
+func ToBaggage(b baggage.Baggage, key string, t Tag) (baggage.Baggage, error) {
+	if t.IsZero() {
+		return b.DeleteMember(key), nil
+	}
+	m, err := baggage.NewMemberRaw(key, t.s)
+	if err != nil {
+		return b, fmt.Errorf("tagctx: baggage member %q: %w", key, err)
+	}
+	return b.SetMember(m)
+}

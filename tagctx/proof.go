@@ -1,0 +1,93 @@
+package tagctx
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Span attribute keys of the route proof.
+const (
+	AttrTrafficTag = attribute.Key("taglane.traffic_tag")
+	AttrNodeTag    = attribute.Key("taglane.node_tag")
+	AttrRoute      = attribute.Key("taglane.route")
+)
+
+// Route is the verdict on one hop: did the instance that served it belong
+// to the traffic's lane?
+type Route uint8
+
+const (
+	// RouteMatched: traffic tag equals node tag (stable on stable included).
+	RouteMatched Route = iota + 1
+	// RouteFallback: tagged traffic served by a stable instance because the
+	// lane has none of this service.
+	RouteFallback
+	// RouteMisroute: served by another lane, or stable traffic served by a
+	// lane instance. Must never happen.
+	RouteMisroute
+)
+
+func (r Route) String() string {
+	switch r {
+	case RouteMatched:
+		return "matched"
+	case RouteFallback:
+		return "fallback"
+	case RouteMisroute:
+		return "misroute"
+	}
+	return "unknown"
+}
+
+// Decide classifies a hop. parents lists lanes the traffic's lane may fall
+// back to before stable (a chain such as feature-x2 -> feature-x); a hop
+// served by one of them is a fallback, not a misroute.
+func Decide(traffic, node Tag, parents ...Tag) Route {
+	switch {
+	case traffic == node:
+		return RouteMatched
+	case node.IsZero():
+		return RouteFallback
+	}
+	if !traffic.IsZero() {
+		for _, p := range parents {
+			if p == node {
+				return RouteFallback
+			}
+		}
+	}
+	return RouteMisroute
+}
+
+// Observation is the proof of one server-side hop.
+type Observation struct {
+	Transport string // "http", "grpc", "rocketmq"
+	Operation string // request path, full gRPC method, topic
+	Traffic   Tag
+	Node      Tag
+	Route     Route
+	// Rejected is why a tag the caller sent was not accepted (invalid, over
+	// limits, or not trusted); the hop then ran as untagged. Nil otherwise.
+	Rejected error
+}
+
+// Observer receives every Observation, for metrics and logs. It runs on the
+// request path: keep it fast, and safe for concurrent use.
+type Observer func(context.Context, Observation)
+
+// Record puts o on the span in ctx, if it is recording, and hands it to
+// observer, if not nil.
+func Record(ctx context.Context, o Observation, observer Observer) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(
+			AttrTrafficTag.String(o.Traffic.s),
+			AttrNodeTag.String(o.Node.s),
+			AttrRoute.String(o.Route.String()),
+		)
+	}
+	if observer != nil {
+		observer(ctx, o)
+	}
+}

@@ -1,0 +1,68 @@
+package tagctx
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Trust decides whether an entry point believes the tag a caller sent. The
+// zero Trust accepts every valid tag, right for test environments; a
+// production edge uses TrustNone so outside callers cannot pick a lane.
+type Trust struct {
+	kind trustKind
+	tags []Tag
+	nets []netip.Prefix
+}
+
+type trustKind uint8
+
+const (
+	trustAll trustKind = iota
+	trustNone
+	trustTags
+	trustNets
+)
+
+// TrustAll accepts every valid tag (the default).
+func TrustAll() Trust { return Trust{} }
+
+// TrustNone strips every inbound tag: traffic entering here is stable.
+func TrustNone() Trust { return Trust{kind: trustNone} }
+
+// TrustTags accepts only the listed tags.
+func TrustTags(tags ...Tag) Trust {
+	return Trust{kind: trustTags, tags: slices.Clone(tags)}
+}
+
+// TrustNetworks accepts tags only from peers inside one of nets.
+func TrustNetworks(nets ...netip.Prefix) Trust {
+	return Trust{kind: trustNets, nets: slices.Clone(nets)}
+}
+
+// Strips reports whether t accepts no tag at all, so an entry point can
+// skip extraction and remove the tag headers.
+func (t Trust) Strips() bool { return t.kind == trustNone }
+
+// Check returns nil if tag from peer is to be believed, else the reason.
+// peer may be invalid when unknown; network trust then refuses.
+func (t Trust) Check(tag Tag, peer netip.Addr) error {
+	switch t.kind {
+	case trustAll:
+		return nil
+	case trustNone:
+		return fmt.Errorf("tagctx: tag %q stripped: this entry point trusts no inbound tag", tag.s)
+	case trustTags:
+		if slices.Contains(t.tags, tag) {
+			return nil
+		}
+		return fmt.Errorf("tagctx: tag %q is not in the trusted list", tag.s)
+	}
+	peer = peer.Unmap()
+	for _, n := range t.nets {
+		if n.Contains(peer) {
+			return nil
+		}
+	}
+	return fmt.Errorf("tagctx: tag %q from untrusted peer %q", tag.s, peer)
+}
