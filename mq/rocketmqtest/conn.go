@@ -1,0 +1,203 @@
+package rocketmqtest
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/taglane/taglane/mq/internal/remoting"
+)
+
+const (
+	// writeTimeout bounds one write to a client: a client that stops reading
+	// loses its connection instead of pinning memory forever.
+	writeTimeout = 10 * time.Second
+	// maxPendingOutput caps what may queue for one slow client.
+	maxPendingOutput = 64 << 20
+)
+
+// handlerFunc answers one request. A nil response means "answered later" (a
+// held pull) or "no answer" (one-way).
+type handlerFunc func(c *conn, req *remoting.Command) *remoting.Command
+
+// endpoint is one listening socket (the name server or one broker) and its
+// connections.
+type endpoint struct {
+	srv     *Server
+	ln      net.Listener
+	handle  handlerFunc
+	onClose func(c *conn) // called once per connection, after it is closed
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+func newEndpoint(srv *Server, handle handlerFunc, onClose func(*conn)) (*endpoint, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return &endpoint{srv: srv, ln: ln, handle: handle, onClose: onClose, conns: map[*conn]struct{}{}}, nil
+}
+
+func (e *endpoint) addr() string { return e.ln.Addr().String() }
+
+func (e *endpoint) serve() {
+	defer e.srv.wg.Done()
+	for {
+		nc, err := e.ln.Accept()
+		if err != nil {
+			return // closed by Server.Close
+		}
+		c := &conn{ep: e, nc: nc, signal: make(chan struct{}, 1), done: make(chan struct{})}
+		e.mu.Lock()
+		if e.srv.closing.Load() {
+			e.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		e.conns[c] = struct{}{}
+		e.srv.wg.Add(2)
+		e.mu.Unlock()
+		go c.readLoop()
+		go c.writeLoop()
+	}
+}
+
+// closeAll closes the listener and every connection.
+func (e *endpoint) closeAll() {
+	e.ln.Close()
+	e.mu.Lock()
+	conns := make([]*conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+}
+
+// conn is one client connection. Requests are handled one at a time on the
+// read loop, in order, like a Netty channel; responses go through a buffer
+// drained by the write loop so that a handler never blocks on a socket.
+type conn struct {
+	ep *endpoint
+	nc net.Conn
+
+	// clientID is set by the client's first heartbeat; DropClient uses it.
+	clientID atomic.Pointer[string]
+
+	mu     sync.Mutex
+	out    []byte
+	closed bool
+	signal chan struct{}
+	done   chan struct{}
+}
+
+func (c *conn) remoteAddr() string { return c.nc.RemoteAddr().String() }
+
+func (c *conn) id() string {
+	if p := c.clientID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (c *conn) readLoop() {
+	defer c.ep.srv.wg.Done()
+	defer c.close()
+	r := remoting.NewReader(c.nc, remoting.DefaultMaxFrameSize)
+	for {
+		req, err := r.Read()
+		if err != nil {
+			// A malformed frame leaves the stream out of sync: close this
+			// connection, and only this one.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.ep.srv.logf("rocketmqtest: %s: closing connection from %s: %v", c.ep.addr(), c.remoteAddr(), err)
+			}
+			return
+		}
+		if req.IsResponse() {
+			continue // answers to our notifications carry nothing we need
+		}
+		resp := c.ep.srv.dispatch(c, req)
+		if resp != nil && !req.IsOneway() {
+			c.send(resp)
+		}
+	}
+}
+
+// send queues cmd for the write loop. It never blocks.
+func (c *conn) send(cmd *remoting.Command) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	out, err := remoting.AppendFrame(c.out, cmd)
+	if err != nil || len(out) > maxPendingOutput {
+		c.mu.Unlock()
+		if err != nil {
+			c.ep.srv.logf("rocketmqtest: encoding response %v: %v", cmd, err)
+		}
+		c.close()
+		return
+	}
+	c.out = out
+	c.mu.Unlock()
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) writeLoop() {
+	defer c.ep.srv.wg.Done()
+	var buf []byte
+	for {
+		select {
+		case <-c.signal:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		buf, c.out = c.out, buf[:0]
+		c.mu.Unlock()
+		if len(buf) == 0 {
+			continue
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := c.nc.Write(buf); err != nil {
+			c.close()
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // let a burst's buffer go
+		}
+	}
+}
+
+// close closes the connection once and tells the endpoint's owner, as a
+// Netty channelInactive would.
+func (c *conn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.out = nil
+	close(c.done)
+	c.mu.Unlock()
+	c.nc.Close()
+	c.ep.mu.Lock()
+	delete(c.ep.conns, c)
+	c.ep.mu.Unlock()
+	if c.ep.onClose != nil {
+		c.ep.onClose(c)
+	}
+}
