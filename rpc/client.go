@@ -1,0 +1,76 @@
+package rpc
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/taglane/taglane/tagctx"
+)
+
+// UnaryClientInterceptor returns an interceptor that sends the effective tag
+// of the call's context (tagctx.Effective) as metadata "x-tag" and as W3C
+// baggage member "x-tag", merged into any baggage already there. Other
+// metadata is left as it is, and the caller's metadata is never written:
+// a changed copy goes out instead. An untagged call on a stable node adds
+// nothing and allocates nothing.
+func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
+	o := newOptions(opts)
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
+		return invoker(o.clientContext(ctx), method, req, reply, cc, callOpts...)
+	}
+}
+
+// StreamClientInterceptor is UnaryClientInterceptor for streams.
+func StreamClientInterceptor(opts ...Option) grpc.StreamClientInterceptor {
+	o := newOptions(opts)
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
+		return streamer(o.clientContext(ctx), desc, cc, method, callOpts...)
+	}
+}
+
+// clientContext returns ctx with outgoing metadata that carries exactly
+// the effective tag.
+func (o *options) clientContext(ctx context.Context) context.Context {
+	t := tagctx.Effective(ctx)
+	// Neither lookup allocates when the key is absent, the common case.
+	tagVals := metadata.ValueFromOutgoingContext(ctx, o.mdKey)
+	bagVals := metadata.ValueFromOutgoingContext(ctx, tagctx.BaggageHeader)
+	if t.IsZero() {
+		// Nothing to add; but a tag the caller copied into its metadata
+		// (forwarding what it received, say) must not outvote the
+		// context's untagged decision at the next hop.
+		if len(tagVals) == 0 && !anyContains(bagVals, o.baggageKey) {
+			return ctx
+		}
+	} else if len(tagVals) == 0 && len(bagVals) == 0 {
+		s := t.String()
+		return metadata.AppendToOutgoingContext(ctx, o.mdKey, s, tagctx.BaggageHeader, o.baggageKey+"="+s)
+	}
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy: the caller's stays as it was
+	if t.IsZero() {
+		md.Delete(o.mdKey)
+	} else {
+		md.Set(o.mdKey, t.String())
+	}
+	// Several baggage values are one list (W3C joins them with commas);
+	// one merged value keeps a single x-tag member.
+	merged := tagctx.MergeBaggage(strings.Join(bagVals, ","), o.baggageKey, t)
+	if merged == "" {
+		md.Delete(tagctx.BaggageHeader)
+	} else {
+		md.Set(tagctx.BaggageHeader, merged)
+	}
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+func anyContains(vals []string, sub string) bool {
+	for _, v := range vals {
+		if strings.Contains(v, sub) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,138 @@
+package rpc
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/taglane/taglane/tagctx"
+)
+
+// DefaultMetadataKey is the gRPC metadata key of the traffic tag: the
+// lowercase form of tagctx.DefaultHeader, since gRPC metadata keys are
+// lowercase on the wire.
+const DefaultMetadataKey = "x-tag"
+
+// Fallback is where a tagged call goes when its lane, and every parent lane
+// of its chain, has no ready endpoint.
+type Fallback string
+
+const (
+	// FallbackStable sends the call to the stable (untagged) endpoints.
+	FallbackStable Fallback = "stable"
+	// FallbackFail fails the call with codes.Unavailable and a message
+	// naming the tag and the policy.
+	FallbackFail Fallback = "fail"
+)
+
+// Option configures the interceptors, DialOptions, ServerOptions and
+// ServiceConfig. Options that do not concern a given entry point are
+// ignored by it, so one option list can serve a whole process.
+type Option func(*options)
+
+type options struct {
+	mdKey      string
+	baggageKey string
+	trust      tagctx.Trust
+	reject     bool
+	observer   tagctx.Observer
+	node       tagctx.Tag
+	nodeSet    bool
+	fallback   Fallback
+	parents    map[tagctx.Tag][]tagctx.Tag
+}
+
+func newOptions(opts []Option) *options {
+	o := &options{
+		mdKey:      DefaultMetadataKey,
+		baggageKey: tagctx.DefaultBaggageKey,
+		fallback:   FallbackStable,
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	return o
+}
+
+// nodeTag is the node tag this entry point reports in its route proof.
+func (o *options) nodeTag() tagctx.Tag {
+	if o.nodeSet {
+		return o.node
+	}
+	return tagctx.Node()
+}
+
+// WithMetadataKey sets the metadata key of the tag (default "x-tag"). It is
+// lowercased: gRPC refuses upper case metadata keys.
+func WithMetadataKey(key string) Option {
+	return func(o *options) {
+		if key != "" {
+			o.mdKey = strings.ToLower(key)
+		}
+	}
+}
+
+// WithBaggageKey sets the W3C baggage member of the tag (default "x-tag").
+func WithBaggageKey(key string) Option {
+	return func(o *options) {
+		if key != "" {
+			o.baggageKey = key
+		}
+	}
+}
+
+// WithTrust sets whose tags a server believes (default: every valid tag,
+// right for test environments). tagctx.TrustNone also removes the tag from
+// the metadata the handler sees, so a handler that forwards its incoming
+// metadata cannot smuggle a lane through.
+func WithTrust(t tagctx.Trust) Option {
+	return func(o *options) { o.trust = t }
+}
+
+// WithRejectInvalid makes a server fail calls whose tag is present but
+// invalid (or over the size limits) with codes.InvalidArgument, instead of
+// serving them as untagged. Untrusted tags are still served as untagged:
+// they are well formed, the caller just may not choose a lane here.
+func WithRejectInvalid() Option {
+	return func(o *options) { o.reject = true }
+}
+
+// WithObserver sets the hook that receives the route proof of every call a
+// server handles, rejected tags included.
+func WithObserver(f tagctx.Observer) Option {
+	return func(o *options) { o.observer = f }
+}
+
+// WithNode overrides tagctx.Node() as the node tag a server reports in its
+// route proof, for processes that host instances of several lanes (tests,
+// demos). Routing of outgoing calls still follows the context.
+func WithNode(t tagctx.Tag) Option {
+	return func(o *options) { o.node, o.nodeSet = t, true }
+}
+
+// WithFallback sets the balancer's fallback policy in the service config
+// that DialOptions and ServiceConfig produce (default FallbackStable).
+func WithFallback(f Fallback) Option {
+	return func(o *options) { o.fallback = f }
+}
+
+// WithParents declares that traffic of lane may be served by the lanes in
+// parents, in order, before the fallback policy applies: a chain such as
+// feature-x2 -> feature-x -> stable. The balancer (through DialOptions and
+// ServiceConfig) routes along it, and servers classify a hop served by a
+// parent as a fallback rather than a misroute. Give the whole chain: it is
+// not followed transitively. Later calls for the same lane replace earlier
+// ones.
+func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
+	parents = slices.Clone(parents)
+	return func(o *options) {
+		if lane.IsZero() {
+			return
+		}
+		if o.parents == nil {
+			o.parents = make(map[tagctx.Tag][]tagctx.Tag)
+		}
+		o.parents[lane] = parents
+	}
+}

@@ -1,0 +1,166 @@
+package rpc
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+
+	"go.opentelemetry.io/otel/baggage"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/taglane/taglane/tagctx"
+)
+
+// Transport is the Observation.Transport of gRPC hops.
+const Transport = "grpc"
+
+// UnaryServerInterceptor returns an interceptor that puts the traffic tag of
+// each call (metadata key "x-tag", else W3C baggage member "x-tag") into the
+// handler's context, applies the trust and invalid-tag policies, and records
+// the route proof (span attributes and WithObserver).
+func UnaryServerInterceptor(opts ...Option) grpc.UnaryServerInterceptor {
+	o := newOptions(opts)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, err := o.serverContext(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// StreamServerInterceptor is UnaryServerInterceptor for streams: the
+// handler finds the tag in ServerStream.Context().
+func StreamServerInterceptor(opts ...Option) grpc.StreamServerInterceptor {
+	o := newOptions(opts)
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		orig := ss.Context()
+		ctx, err := o.serverContext(orig, info.FullMethod)
+		if err != nil {
+			return err
+		}
+		if ctx != orig {
+			ss = &serverStream{ServerStream: ss, ctx: ctx}
+		}
+		return handler(srv, ss)
+	}
+}
+
+// serverStream hands the handler the context that carries the tag.
+type serverStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *serverStream) Context() context.Context { return s.ctx }
+
+// serverContext decides the traffic tag of one call and returns the
+// handler's context. A non-nil error is the status to fail the call with.
+func (o *options) serverContext(ctx context.Context, method string) (context.Context, error) {
+	// ValueFromIncomingContext does not allocate when the key is absent,
+	// unlike FromIncomingContext, which copies all metadata: untagged calls
+	// stay free.
+	tagVals := metadata.ValueFromIncomingContext(ctx, o.mdKey)
+	bagVals := metadata.ValueFromIncomingContext(ctx, tagctx.BaggageHeader)
+
+	var traffic tagctx.Tag
+	var rejected error
+	if len(tagVals) > 0 || len(bagVals) > 0 {
+		t, found, err := tagctx.Extract(tagVals, bagVals, o.baggageKey)
+		switch {
+		case o.trust.Strips():
+			// A production edge: whatever came in, valid or not, is not
+			// this caller's to choose.
+			if found && err == nil {
+				rejected = o.trust.Check(t, netip.Addr{})
+			} else if err != nil {
+				rejected = err
+			}
+		case err != nil:
+			if o.reject {
+				o.record(ctx, method, tagctx.Tag{}, 0, err)
+				return nil, status.Error(codes.InvalidArgument, "rpc: tag not accepted: "+err.Error())
+			}
+			rejected = err
+		case found:
+			if rejected = o.trust.Check(t, peerAddr(ctx)); rejected == nil {
+				traffic = t
+			}
+		}
+		if rejected != nil {
+			ctx = o.scrub(ctx)
+		}
+	}
+
+	// A stable node needs no explicit untagged mark when the context has no
+	// other decision: Effective is the zero Tag either way, and skipping it
+	// keeps untagged calls on stable nodes free of allocations. A lane node
+	// must mark it, or outgoing calls would take the node tag and pull
+	// stable traffic into the lane.
+	if !traffic.IsZero() || !tagctx.Effective(ctx).IsZero() {
+		ctx = tagctx.With(ctx, traffic)
+	}
+	node := o.nodeTag()
+	var route tagctx.Route
+	if traffic.IsZero() {
+		route = tagctx.Decide(traffic, node)
+	} else {
+		route = tagctx.Decide(traffic, node, o.parents[traffic]...)
+	}
+	o.record(ctx, method, traffic, route, rejected)
+	return ctx, nil
+}
+
+func (o *options) record(ctx context.Context, method string, traffic tagctx.Tag, route tagctx.Route, rejected error) {
+	tagctx.Record(ctx, tagctx.Observation{
+		Transport: Transport,
+		Operation: method,
+		Traffic:   traffic,
+		Node:      o.nodeTag(),
+		Route:     route, // zero ("unknown") for a rejected call: nothing served it
+		Rejected:  rejected,
+	}, o.observer)
+}
+
+// scrub removes a tag that was not accepted from the incoming metadata and
+// from OpenTelemetry baggage, so the handler's view agrees with its context
+// and a handler that forwards what it received cannot pass the tag on.
+func (o *options) scrub(ctx context.Context) context.Context {
+	if md, ok := metadata.FromIncomingContext(ctx); ok { // a copy: ours to edit
+		md.Delete(o.mdKey)
+		if vals := md.Get(tagctx.BaggageHeader); len(vals) > 0 {
+			rest := tagctx.MergeBaggage(strings.Join(vals, ","), o.baggageKey, tagctx.Tag{})
+			if rest == "" {
+				md.Delete(tagctx.BaggageHeader)
+			} else {
+				md.Set(tagctx.BaggageHeader, rest)
+			}
+		}
+		ctx = metadata.NewIncomingContext(ctx, md)
+	}
+	if b := baggage.FromContext(ctx); b.Member(o.baggageKey).Key() != "" {
+		ctx = baggage.ContextWithBaggage(ctx, b.DeleteMember(o.baggageKey))
+	}
+	return ctx
+}
+
+// peerAddr returns the caller's IP, invalid when unknown (network trust then
+// refuses).
+func peerAddr(ctx context.Context) netip.Addr {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return netip.Addr{}
+	}
+	if a, ok := p.Addr.(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
