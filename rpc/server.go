@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -18,6 +20,13 @@ import (
 
 // Transport is the Observation.Transport of gRPC hops.
 const Transport = "grpc"
+
+// ErrUntrusted is matched (errors.Is) by Observation.Rejected when the
+// trust policy refused an inbound tag, as opposed to an invalid one
+// (tagctx.ErrInvalidTag) or metadata over the limits (tagctx.ErrLimit).
+var ErrUntrusted = errors.New("rpc: inbound tag not trusted")
+
+var errStripped = fmt.Errorf("%w: this entry point strips inbound tags", ErrUntrusted)
 
 // UnaryServerInterceptor returns an interceptor that puts the traffic tag of
 // each call (metadata key "x-tag", else W3C baggage member "x-tag") into the
@@ -70,31 +79,34 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 
 	var traffic tagctx.Tag
 	var rejected error
-	if len(tagVals) > 0 || len(bagVals) > 0 {
+	switch {
+	case len(tagVals) == 0 && len(bagVals) == 0:
+		// Untagged: the common case, decided without parsing.
+	case o.trust.Strips():
+		// A production edge: whatever came in, valid or not, is not this
+		// caller's to choose.
+		if len(tagVals) > 0 || anyContains(bagVals, o.baggageKey) {
+			rejected = errStripped
+		}
+	default:
 		t, found, err := tagctx.Extract(tagVals, bagVals, o.baggageKey)
 		switch {
-		case o.trust.Strips():
-			// A production edge: whatever came in, valid or not, is not
-			// this caller's to choose.
-			if found && err == nil {
-				rejected = o.trust.Check(t, netip.Addr{})
-			} else if err != nil {
-				rejected = err
-			}
 		case err != nil:
 			if o.reject {
-				o.record(ctx, method, tagctx.Tag{}, 0, err)
+				o.record(ctx, method, tagctx.Tag{}, o.nodeTag(), 0, err)
 				return nil, status.Error(codes.InvalidArgument, "rpc: tag not accepted: "+err.Error())
 			}
 			rejected = err
 		case found:
-			if rejected = o.trust.Check(t, peerAddr(ctx)); rejected == nil {
+			if err := o.trust.Check(t, peerAddr(ctx)); err != nil {
+				rejected = fmt.Errorf("%w: %w", ErrUntrusted, err)
+			} else {
 				traffic = t
 			}
 		}
-		if rejected != nil {
-			ctx = o.scrub(ctx)
-		}
+	}
+	if rejected != nil {
+		ctx = o.scrub(ctx)
 	}
 
 	// A stable node needs no explicit untagged mark when the context has no
@@ -112,16 +124,16 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 	} else {
 		route = tagctx.Decide(traffic, node, o.parents[traffic]...)
 	}
-	o.record(ctx, method, traffic, route, rejected)
+	o.record(ctx, method, traffic, node, route, rejected)
 	return ctx, nil
 }
 
-func (o *options) record(ctx context.Context, method string, traffic tagctx.Tag, route tagctx.Route, rejected error) {
+func (o *options) record(ctx context.Context, method string, traffic, node tagctx.Tag, route tagctx.Route, rejected error) {
 	tagctx.Record(ctx, tagctx.Observation{
 		Transport: Transport,
 		Operation: method,
 		Traffic:   traffic,
-		Node:      o.nodeTag(),
+		Node:      node,
 		Route:     route, // zero ("unknown") for a rejected call: nothing served it
 		Rejected:  rejected,
 	}, o.observer)
