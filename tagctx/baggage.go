@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/baggage"
 )
@@ -105,9 +107,9 @@ func MergeBaggage(header, key string, t Tag) string {
 		case t.IsZero():
 			return header
 		case header == "":
-			return key + "=" + t.s
+			return member(key, t)
 		default:
-			return header + "," + key + "=" + t.s
+			return header + "," + member(key, t)
 		}
 	}
 	var b strings.Builder
@@ -127,9 +129,49 @@ func MergeBaggage(header, key string, t Tag) string {
 		if b.Len() > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(key + "=" + t.s)
+		b.WriteString(member(key, t))
 	}
 	return b.String()
+}
+
+// maxMembers bounds the member cache: lanes are few, but tags come from
+// outside, and a flood of distinct valid tags must not grow memory.
+const maxMembers = 1024
+
+var (
+	members   atomic.Pointer[map[string]string] // tag -> "x-tag=<tag>"; copy on write, reads take no lock
+	membersMu sync.Mutex
+)
+
+// member returns "key=tag". For the default key the strings are cached, so
+// injecting a tag allocates nothing for them: strings are immutable and
+// can be shared.
+func member(key string, t Tag) string {
+	if key != DefaultBaggageKey {
+		return key + "=" + t.s
+	}
+	if m := members.Load(); m != nil {
+		if s, ok := (*m)[t.s]; ok {
+			return s
+		}
+	}
+	s := key + "=" + t.s
+	membersMu.Lock()
+	defer membersMu.Unlock()
+	old := members.Load()
+	if old == nil {
+		old = new(map[string]string)
+	}
+	if len(*old) >= maxMembers {
+		return s
+	}
+	next := make(map[string]string, len(*old)+1)
+	for k, v := range *old {
+		next[k] = v
+	}
+	next[t.s] = s
+	members.Store(&next)
+	return s
 }
 
 // hasMember is a cheap pre-check: false means key is surely not a member.

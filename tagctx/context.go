@@ -47,7 +47,10 @@ func WithUntagged(parent context.Context) context.Context {
 // Lookup returns the traffic tag of ctx and whether ctx carries a decision at
 // all (a tag or an explicit untagged mark). It does not allocate.
 func Lookup(ctx context.Context) (Tag, bool) {
-	c, ok := ctx.Value(ctxKey{}).(*tagCtx)
+	c, ok := ctx.(*tagCtx) // an entry point's context, before anything is layered on it
+	if !ok {
+		c, ok = ctx.Value(ctxKey{}).(*tagCtx)
+	}
 	if !ok || !c.set {
 		return Tag{}, false
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/textproto"
+	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -44,6 +45,10 @@ func (p Propagator) keys() (header, member string) {
 func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
 	header, member := p.keys()
 	t := Effective(ctx)
+	if hc, ok := carrier.(propagation.HeaderCarrier); ok {
+		InjectHeader(http.Header(hc), header, member, t)
+		return
+	}
 	existing := carrier.Get(BaggageHeader)
 	if t.IsZero() {
 		if hasMember(existing, member) {
@@ -53,6 +58,42 @@ func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarri
 	}
 	carrier.Set(header, t.s)
 	carrier.Set(BaggageHeader, MergeBaggage(existing, member, t))
+}
+
+// InjectHeader writes t into h as header and as baggage member key, merged
+// into the baggage already in h. The zero Tag writes nothing but removes a
+// stale member. It is the allocation-lean path behind Propagator.Inject and
+// the HTTP transport: canonical keys index the map directly and one array
+// backs both values.
+func InjectHeader(h http.Header, header, key string, t Tag) {
+	existing := h["Baggage"]
+	bag := ""
+	switch len(existing) {
+	case 0:
+	case 1:
+		bag = existing[0]
+	default:
+		bag = strings.Join(existing, ",")
+	}
+	if t.IsZero() {
+		if hasMember(bag, key) {
+			if merged := MergeBaggage(bag, key, t); merged != "" {
+				h["Baggage"] = []string{merged}
+			} else {
+				delete(h, "Baggage")
+			}
+		}
+		return
+	}
+	vals := new([2]string)
+	vals[0], vals[1] = t.s, MergeBaggage(bag, key, t)
+	// Full slice expressions: an Add on either header reallocates rather
+	// than writing into the other's element.
+	if header != DefaultHeader {
+		header = textproto.CanonicalMIMEHeaderKey(header)
+	}
+	h[header] = vals[0:1:1]
+	h["Baggage"] = vals[1:2:2]
 }
 
 // Extract returns ctx carrying the tag found in carrier, or marked untagged

@@ -1,0 +1,124 @@
+package tagctx
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/baggage"
+)
+
+func TestExtract(t *testing.T) {
+	many := strings.Repeat("k=v,", 10000) + "x-tag=a"
+	tests := []struct {
+		name      string
+		tags, bag []string
+		want      string
+		wantFound bool
+		wantErr   string
+	}{
+		{name: "nothing"},
+		{name: "header", tags: []string{"feature-x"}, want: "feature-x", wantFound: true},
+		{name: "header upper case", tags: []string{"FEATURE-X"}, want: "feature-x", wantFound: true},
+		{name: "header beats baggage", tags: []string{"a"}, bag: []string{"x-tag=b"}, want: "a", wantFound: true},
+		{name: "same header twice", tags: []string{"a", "a"}, want: "a", wantFound: true},
+		{name: "conflicting headers", tags: []string{"a", "b"}, wantFound: true, wantErr: `conflicting tag header values "a" and "b"`},
+		{name: "invalid header", tags: []string{"a_b"}, wantFound: true, wantErr: `invalid tag "a_b"`},
+		{name: "baggage only member", bag: []string{"x-tag=b"}, want: "b", wantFound: true},
+		{name: "baggage among members", bag: []string{"userId=1, x-tag = b ;prop=1 ,z=2"}, want: "b", wantFound: true},
+		{name: "baggage second header", bag: []string{"k=v", "x-tag=c"}, want: "c", wantFound: true},
+		{name: "baggage percent-encoded", bag: []string{"x-tag=feature%2Dx"}, want: "feature-x", wantFound: true},
+		{name: "baggage bad escape", bag: []string{"x-tag=%zz"}, wantFound: true, wantErr: "invalid URL escape"},
+		{name: "baggage key is exact", bag: []string{"x-tagger=a,xx-tag=b"}},
+		{name: "baggage malformed members skipped", bag: []string{"garbage,,;=,x-tag=d"}, want: "d", wantFound: true},
+		{name: "baggage invalid value", bag: []string{"x-tag=no_pe"}, wantFound: true, wantErr: `invalid tag "no_pe"`},
+		{name: "header over limit", tags: []string{strings.Repeat("a", 1<<20)}, wantErr: "1048576 bytes, limit 8192"},
+		{name: "headers over limit together", tags: []string{"a"}, bag: []string{strings.Repeat("b", MaxHeaderBytes)}, wantErr: "limit 8192"},
+		{name: "too many members", bag: []string{strings.Repeat("k=v,", 64) + "x-tag=a"}, wantErr: "65 baggage members, limit 64"},
+		{name: "10000 members", bag: []string{many[:MaxHeaderBytes-8] + "x-tag=a"}, wantErr: "baggage members, limit 64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, found, err := Extract(tt.tags, tt.bag, DefaultBaggageKey)
+			if got.String() != tt.want || found != tt.wantFound {
+				t.Errorf("Extract = %q, found %v; want %q, %v", got, found, tt.want, tt.wantFound)
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("error %v, want one containing %q", err, tt.wantErr)
+			}
+			if strings.Contains(tt.wantErr, "limit") && !errors.Is(err, ErrLimit) {
+				t.Errorf("errors.Is(%v, ErrLimit) = false", err)
+			}
+		})
+	}
+}
+
+func TestExtractDoesNotAllocate(t *testing.T) {
+	bag := []string{"userId=1,x-tag=feature-x,z=2"}
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = Extract(nil, bag, DefaultBaggageKey) }); n != 0 {
+		t.Fatalf("Extract allocates %v times", n)
+	}
+}
+
+func TestMergeBaggage(t *testing.T) {
+	a := MustParse("a")
+	tests := []struct {
+		name, header string
+		tag          Tag
+		want         string
+	}{
+		{name: "empty", tag: a, want: "x-tag=a"},
+		{name: "append", header: "k=v", tag: a, want: "k=v,x-tag=a"},
+		{name: "replace keeps order of others", header: "k=v, x-tag=b;p=1 ,z=1", tag: a, want: "k=v,z=1,x-tag=a"},
+		{name: "remove on zero", header: "k=v,x-tag=b", want: "k=v"},
+		{name: "remove only member", header: "x-tag=b"},
+		{name: "zero and absent is untouched", header: "k=v", want: "k=v"},
+		{name: "similar key kept", header: "x-tagger=1", tag: a, want: "x-tagger=1,x-tag=a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := MergeBaggage(tt.header, DefaultBaggageKey, tt.tag); got != tt.want {
+				t.Errorf("MergeBaggage(%q, %q) = %q, want %q", tt.header, tt.tag, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOtelBaggageRoundTrip(t *testing.T) {
+	other, _ := baggage.NewMemberRaw("user", "42")
+	b, _ := baggage.New(other)
+	b, err := ToBaggage(b, DefaultBaggageKey, MustParse("feature-x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := FromBaggage(b, DefaultBaggageKey)
+	if err != nil || !found || got.String() != "feature-x" {
+		t.Fatalf("FromBaggage = %q, %v, %v", got, found, err)
+	}
+	if b.Member("user").Value() != "42" {
+		t.Fatal("other member lost")
+	}
+	b, _ = ToBaggage(b, DefaultBaggageKey, Tag{})
+	if _, found, _ := FromBaggage(b, DefaultBaggageKey); found || b.Len() != 1 {
+		t.Fatalf("member not removed: %v", b)
+	}
+}
+
+func TestMemberCacheIsBounded(t *testing.T) {
+	for i := range 3 * maxMembers {
+		tag := MustParse(fmt.Sprintf("t%d", i))
+		if got, want := member(DefaultBaggageKey, tag), "x-tag="+tag.String(); got != want {
+			t.Fatalf("member = %q, want %q", got, want)
+		}
+	}
+	if n := len(*members.Load()); n > maxMembers {
+		t.Fatalf("cache holds %d entries, bound is %d", n, maxMembers)
+	}
+	if got := member("other", MustParse("a")); got != "other=a" {
+		t.Fatalf("non-default key: %q", got)
+	}
+}

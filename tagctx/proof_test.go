@@ -1,0 +1,59 @@
+package tagctx
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+func TestDecide(t *testing.T) {
+	a, a2, b := MustParse("a"), MustParse("a2"), MustParse("b")
+	tests := []struct {
+		name          string
+		traffic, node Tag
+		parents       []Tag
+		want          Route
+	}{
+		{name: "stable on stable", want: RouteMatched},
+		{name: "lane on its lane", traffic: a, node: a, want: RouteMatched},
+		{name: "lane on stable", traffic: a, want: RouteFallback},
+		{name: "stable on lane", node: a, want: RouteMisroute},
+		{name: "other lane", traffic: a, node: b, want: RouteMisroute},
+		{name: "parent lane", traffic: a2, node: a, parents: []Tag{a}, want: RouteFallback},
+		{name: "not a parent", traffic: a2, node: b, parents: []Tag{a}, want: RouteMisroute},
+		{name: "parents do not excuse stable traffic", node: a, parents: []Tag{a}, want: RouteMisroute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Decide(tt.traffic, tt.node, tt.parents...); got != tt.want {
+				t.Errorf("Decide(%q, %q) = %v, want %v", tt.traffic, tt.node, got, tt.want)
+			}
+		})
+	}
+	if Route(0).String() != "unknown" {
+		t.Error("zero Route must print unknown")
+	}
+}
+
+func TestRecord(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ctx, span := tp.Tracer("t").Start(context.Background(), "hop")
+	obs := Observation{Transport: "http", Operation: "/x", Traffic: MustParse("a"), Route: RouteFallback}
+	var seen []Observation
+	Record(ctx, obs, func(_ context.Context, o Observation) { seen = append(seen, o) })
+	Record(context.Background(), obs, nil) // no span, no observer: nothing to do, no panic
+	span.End()
+
+	if diff := cmp.Diff(seen, []Observation{obs}, cmp.AllowUnexported(Tag{})); diff != "" {
+		t.Errorf("observer (-got +want):\n%s", diff)
+	}
+	want := []attribute.KeyValue{AttrTrafficTag.String("a"), AttrNodeTag.String(""), AttrRoute.String("fallback")}
+	if diff := cmp.Diff(rec.Ended()[0].Attributes(), want, cmp.Comparer(func(x, y attribute.Value) bool { return x == y })); diff != "" {
+		t.Errorf("span attributes (-got +want):\n%s", diff)
+	}
+}

@@ -1,0 +1,49 @@
+package tagctx
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestTrust(t *testing.T) {
+	a := MustParse("a")
+	inside, outside := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("192.0.2.1")
+	tests := []struct {
+		name    string
+		trust   Trust
+		tag     Tag
+		peer    netip.Addr
+		wantErr string
+	}{
+		{name: "zero value accepts", trust: Trust{}, tag: a},
+		{name: "all", trust: TrustAll(), tag: a, peer: outside},
+		{name: "none", trust: TrustNone(), tag: a, wantErr: "trusts no inbound tag"},
+		{name: "listed tag", trust: TrustTags(a), tag: a},
+		{name: "unlisted tag", trust: TrustTags(a), tag: MustParse("b"), wantErr: `"b" is not in the trusted list`},
+		{name: "trusted network", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: inside},
+		{name: "v4-mapped v6 peer", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: netip.AddrFrom16(inside.As16())},
+		{name: "untrusted network", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: outside, wantErr: "untrusted peer"},
+		{name: "unknown peer refused", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, wantErr: "untrusted peer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.trust.Check(tt.tag, tt.peer)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Check = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	if !TrustNone().Strips() || TrustAll().Strips() {
+		t.Error("Strips wrong")
+	}
+}
+
+func TestTrustTagsCopiesInput(t *testing.T) {
+	tags := []Tag{MustParse("a")}
+	tr := TrustTags(tags...)
+	tags[0] = MustParse("b")
+	if tr.Check(MustParse("a"), netip.Addr{}) != nil {
+		t.Fatal("Trust must not share the caller's slice")
+	}
+}
