@@ -239,6 +239,9 @@ func (s *server) peer(r *http.Request) netip.Addr {
 }
 
 func parseAddr(s string) netip.Addr {
+	if s == "" {
+		return netip.Addr{} // spare the parse errors' allocations
+	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.Addr()
 	}
