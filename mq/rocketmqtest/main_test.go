@@ -34,6 +34,10 @@ func leakOptions() []goleak.Option {
 		// Pull loops sleeping (3 s after an error) before noticing shutdown.
 		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).pullMessage"),
 		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*defaultPullConsumer).pullMessage"),
+		// Rebalances queued behind one that waits for its 3 s request
+		// timeout on a connection Shutdown closed.
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceIfNotPaused"),
 		// A package-level cache in the client with a janitor that never stops.
 		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"),
 	}

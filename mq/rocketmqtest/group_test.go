@@ -1,0 +1,231 @@
+package rocketmqtest_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+	"github.com/taglane/taglane/mq/rocketmqtest"
+)
+
+// probeUntilSteady sends one probe per queue, round after round, until a
+// round is received exactly once per probe and by the member that average
+// allocation over the sorted client IDs gives the queue. That is the
+// steady state: rebalances triggered by joins (NOTIFY_CONSUMER_IDS_CHANGED)
+// have settled.
+func probeUntilSteady(t *testing.T, s *rocketmqtest.Server, p rocketmq.Producer, topic, group string, rec *recorder, members map[string]string) {
+	t.Helper()
+	queues := s.Queues(topic)
+	ids := s.OnlineConsumers(group) // sorted, as the client sorts them
+	owner := func(q int) string {
+		// AllocateByAveragely for len(queues) queues over len(ids) members.
+		n, m := len(queues), len(ids)
+		for i := range ids {
+			mod := n % m
+			avg := n / m
+			if i < mod {
+				avg++
+			}
+			start := i * avg
+			if i >= mod {
+				start = i*avg + mod
+			}
+			if q >= start && q < start+avg {
+				return members[ids[i]]
+			}
+		}
+		return ""
+	}
+	for round := range 100 {
+		want := map[string]string{}
+		for _, q := range queues {
+			body := fmt.Sprintf("probe-%d-%d", round, q.QueueId)
+			msg := primitive.NewMessage(topic, []byte(body))
+			msg.Queue = &q
+			if _, err := p.SendSync(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+			want[body] = owner(q.QueueId)
+		}
+		bs := make([]string, 0, len(want))
+		for b := range want {
+			bs = append(bs, b)
+		}
+		rec.waitBodies(t, 10*time.Second, bs)
+		got := rec.byBody()
+		clean := true
+		for b, w := range want {
+			if !slices.Equal(got[b], []string{w}) {
+				clean = false
+			}
+		}
+		if clean {
+			return
+		}
+	}
+	t.Fatal("allocation never settled")
+}
+
+func TestGroupSharesQueuesAndSurvivesALeave(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t)
+	const topic, group = "shared", "shared-group"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, s, producer.WithQueueSelector(producer.NewManualQueueSelector()))
+	rec := newRecorder()
+	members := map[string]string{} // client ID -> consumer name
+	var cs []*pushConsumer
+	for range 3 {
+		c := newPushConsumer(t, s, group, topic, rec, nil)
+		cs = append(cs, c)
+		members[clientID(t, s, group, c.name)] = c.name
+	}
+	if got := len(s.OnlineConsumers(group)); got != 3 {
+		t.Fatalf("online consumers = %d, want 3", got)
+	}
+	probeUntilSteady(t, s, p, topic, group, rec, members)
+
+	// Steady state: each message goes to exactly one member, shares 2/1/1.
+	steady := bodies("steady", 200)
+	send := func(bs []string) {
+		for i, b := range bs {
+			msg := primitive.NewMessage(topic, []byte(b))
+			msg.Queue = &primitive.MessageQueue{Topic: topic, BrokerName: "broker-a", QueueId: i % 4}
+			if _, err := p.SendSync(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(steady)
+	rec.waitBodies(t, 10*time.Second, steady)
+	got := rec.byBody()
+	share := map[string]int{}
+	for _, b := range steady {
+		if len(got[b]) != 1 {
+			t.Errorf("%s consumed by %v in steady state, want exactly one member", b, got[b])
+		}
+		share[got[b][0]]++
+	}
+	var shares []int
+	for _, n := range share {
+		shares = append(shares, n)
+	}
+	sort.Ints(shares)
+	if !slices.Equal(shares, []int{50, 50, 100}) {
+		t.Errorf("shares %v, want [50 50 100] (average allocation of 4 queues over 3 members)", shares)
+	}
+
+	// One member leaves mid-stream: the others take its queues (the broker
+	// notifies them when its connection closes) and nothing is lost.
+	mid := bodies("mid", 100)
+	send(mid[:50])
+	if err := cs[1].Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() string {
+		if n := len(s.OnlineConsumers(group)); n != 2 {
+			return fmt.Sprintf("%d members online after a shutdown, want 2", n)
+		}
+		return ""
+	}, nil)
+	send(mid[50:])
+	rec.waitBodies(t, 10*time.Second, mid)
+	for _, b := range mid[50:] {
+		for _, who := range rec.byBody()[b] {
+			if who == cs[1].name {
+				t.Errorf("%s consumed by %s after it shut down", b, who)
+			}
+		}
+	}
+}
+
+func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t)
+	const topic, group = "resume", "resume-group"
+	p := newProducer(t, s)
+	first := bodies("first", 50)
+	sendAll(t, p, topic, first)
+
+	rec1 := newRecorder()
+	c1 := newPushConsumer(t, s, group, topic, rec1, nil)
+	rec1.waitBodies(t, 10*time.Second, first)
+	// Shutdown commits the offsets (one-way UPDATE_CONSUMER_OFFSET).
+	if err := c1.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() string {
+		var sum int64
+		for _, q := range s.Queues(topic) {
+			off, _ := s.CommittedOffset(group, q)
+			sum += off
+		}
+		if sum != 50 {
+			return fmt.Sprintf("committed offsets sum to %d, want 50", sum)
+		}
+		return ""
+	}, nil)
+
+	second := bodies("second", 30)
+	sendAll(t, p, topic, second)
+	rec2 := newRecorder()
+	newPushConsumer(t, s, group, topic, rec2, nil)
+	rec2.waitBodies(t, 10*time.Second, second)
+	for b := range rec2.byBody() {
+		if slices.Contains(first, b) {
+			t.Errorf("restarted consumer saw %q again", b)
+		}
+	}
+}
+
+func TestDropClientRebalancesItsQueues(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t)
+	const topic, group = "crash", "crash-group"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, s, producer.WithQueueSelector(producer.NewManualQueueSelector()))
+	survivor, victim := newRecorder(), newRecorder()
+	c1 := newPushConsumer(t, s, group, topic, survivor, nil)
+	c2 := newPushConsumer(t, s, group, topic, victim, nil)
+	clientID(t, s, group, c1.name)
+	id2 := clientID(t, s, group, c2.name)
+
+	if n := s.DropClient(id2); n == 0 {
+		t.Fatalf("DropClient(%q) closed no connection", id2)
+	}
+	if got := s.OnlineConsumers(group); len(got) != 1 || got[0] == id2 {
+		t.Fatalf("online after the crash: %v, want only the survivor", got)
+	}
+	// Until the survivor has rebalanced, a probe in a former queue of the
+	// victim is not consumed by it; keep probing every queue until the
+	// survivor receives from all four.
+	waitFor(t, 10*time.Second, func() string {
+		seen := map[int]bool{}
+		for _, d := range survivor.snapshot() {
+			seen[d.msg.Queue.QueueId] = true
+		}
+		if len(seen) == 4 {
+			return ""
+		}
+		for q := range 4 {
+			if !seen[q] {
+				msg := primitive.NewMessage(topic, []byte(fmt.Sprintf("probe-%d", q)))
+				msg.Queue = &primitive.MessageQueue{Topic: topic, BrokerName: "broker-a", QueueId: q}
+				if _, err := p.SendSync(context.Background(), msg); err != nil {
+					return err.Error()
+				}
+			}
+		}
+		return fmt.Sprintf("survivor consumed from queues %v only", seen)
+	}, survivor.cond)
+}
