@@ -74,6 +74,7 @@ func probeUntilSteady(t *testing.T, s *rocketmqtest.Server, p rocketmq.Producer,
 
 func TestGroupSharesQueuesAndSurvivesALeave(t *testing.T) {
 	t.Parallel()
+	skipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic, group = "shared", "shared-group"
 	if err := s.CreateTopic(topic, 4); err != nil {
@@ -149,6 +150,7 @@ func TestGroupSharesQueuesAndSurvivesALeave(t *testing.T) {
 
 func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
 	t.Parallel()
+	skipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic, group = "resume", "resume-group"
 	p := newProducer(t, s)
@@ -188,6 +190,7 @@ func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
 
 func TestDropClientRebalancesItsQueues(t *testing.T) {
 	t.Parallel()
+	skipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic, group = "crash", "crash-group"
 	if err := s.CreateTopic(topic, 4); err != nil {

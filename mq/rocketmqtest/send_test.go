@@ -16,6 +16,7 @@ import (
 
 func TestSendKindsThenConsume(t *testing.T) {
 	t.Parallel()
+	skipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic = "kinds"
 	p := newProducer(t, s)
