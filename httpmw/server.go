@@ -43,6 +43,10 @@ const (
 // so a lane instance sends stable traffic on as stable. On a stable node,
 // where the effective tag of such a request is already none, the request
 // is passed on untouched, which costs nothing.
+//
+// Except under tagctx.TrustNone, the handler sees the inbound headers as
+// sent, a refused tag included. Forward through Transport, which writes
+// this hop's decision over whatever tag headers a request carries.
 func New(opts ...Option) (func(http.Handler) http.Handler, error) {
 	s, err := newServer(opts)
 	if err != nil {
