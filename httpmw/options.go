@@ -83,7 +83,7 @@ func WithBaggageKey(key string) WireOption {
 // app-feature-x.test.example.com:8080 carries feature-x. The pattern must
 // contain "{tag}" exactly once and otherwise only [a-z0-9.-]; matching
 // ignores the port and case. Off by default. The host ranks below headers
-// and baggage.
+// and baggage. An empty pattern leaves it off.
 func WithHostPattern(pattern string) Option {
 	return serverOption(func(c *serverConfig) { c.hostPattern = pattern })
 }
@@ -117,7 +117,9 @@ func WithRejectInvalid() Option {
 }
 
 // WithObserver receives the route proof of every request, with the reason
-// an inbound tag was not accepted in Observation.Rejected.
+// an inbound tag was not accepted in Observation.Rejected. Without an
+// observer that reason is only on the request's span, as an EventRejected
+// event.
 func WithObserver(o tagctx.Observer) Option {
 	return serverOption(func(c *serverConfig) { c.observer = o })
 }

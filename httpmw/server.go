@@ -7,12 +7,22 @@ import (
 	"net/netip"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taglane/taglane/tagctx"
 )
 
 // RouteHeader is the response header WithRouteHeader writes, such as
 // "traffic=feature-x node= route=fallback".
 const RouteHeader = "X-Taglane-Route"
+
+// The span event recording a tag that was sent but not accepted, and its
+// attribute holding the reason.
+const (
+	EventRejected = "taglane.tag_rejected"
+	AttrReason    = attribute.Key("taglane.reason")
+)
 
 // ErrUntrusted is matched (errors.Is) by Observation.Rejected when the
 // trust policy refused an inbound tag, as opposed to an invalid one
@@ -168,6 +178,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Rejected:  rejected,
 	}
 	tagctx.Record(ctx, o, s.observer)
+	if rejected != nil {
+		// tagctx.Record leaves the reason out of the span; without it a
+		// service with no observer would drop the report silently.
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent(EventRejected, trace.WithAttributes(AttrReason.String(rejected.Error())))
+		}
+	}
 	if s.routeHeader {
 		w.Header().Set(RouteHeader, "traffic="+traffic.String()+" node="+node.String()+" route="+o.Route.String())
 	}

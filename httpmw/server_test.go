@@ -658,3 +658,35 @@ func TestRouteHeaderOffByDefault(t *testing.T) {
 		t.Errorf("%s: %q sent without WithRouteHeader", httpmw.RouteHeader, v)
 	}
 }
+
+// TestRejectedSpanEvent: without an observer, the span is where a refused
+// tag is reported.
+func TestRejectedSpanEvent(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	inner := httpmw.Handler(http.NotFoundHandler(), httpmw.WithNode(tagctx.Tag{}))
+	for _, v := range []string{"feature-x", "feature_x"} {
+		req := newRequest(http.Header{"X-Tag": {v}}, "")
+		ctx, span := tp.Tracer("test").Start(req.Context(), v)
+		inner.ServeHTTP(httptest.NewRecorder(), req.WithContext(ctx))
+		span.End()
+	}
+	var got [][]string
+	for _, s := range sr.Ended() {
+		for _, e := range s.Events() {
+			ev := []string{s.Name(), e.Name}
+			for _, kv := range e.Attributes {
+				ev = append(ev, string(kv.Key), kv.Value.String())
+			}
+			got = append(got, ev)
+		}
+	}
+	want := [][]string{{
+		"feature_x", httpmw.EventRejected, string(httpmw.AttrReason),
+		`httpmw: header "X-Tag": tagctx: invalid tag "feature_x": character '_' at byte 7 is not in [a-z0-9-]`,
+	}}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("span events (-got +want):\n%s", diff)
+	}
+}
