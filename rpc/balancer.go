@@ -123,6 +123,8 @@ func parseConfig(js []byte) (*lbConfig, error) {
 	return cfg, nil
 }
 
+var _ balancer.Balancer = (*lanesBalancer)(nil)
+
 // lanesBalancer wraps endpointsharding and replaces its picker with one that
 // picks by tag. It embeds the ClientConn to intercept UpdateState.
 type lanesBalancer struct {
@@ -155,9 +157,9 @@ func (b *lanesBalancer) UpdateClientConnState(s balancer.ClientConnState) error 
 
 func (b *lanesBalancer) ResolverError(err error) { b.child.ResolverError(err) }
 
-func (b *lanesBalancer) UpdateSubConnState(sc balancer.SubConn, s balancer.SubConnState) {
-	b.child.UpdateSubConnState(sc, s)
-}
+// UpdateSubConnState is never called: the pick_first leaves learn their
+// SubConns' states through StateListener.
+func (b *lanesBalancer) UpdateSubConnState(balancer.SubConn, balancer.SubConnState) {}
 
 func (b *lanesBalancer) ExitIdle() { b.child.ExitIdle() }
 

@@ -15,7 +15,8 @@ import (
 // baggage member "x-tag", merged into any baggage already there. Other
 // metadata is left as it is, and the caller's metadata is never written:
 // a changed copy goes out instead. An untagged call on a stable node adds
-// nothing and allocates nothing.
+// nothing and allocates nothing, unless the caller put baggage in its
+// outgoing metadata: that is read (one copy) to remove a stale tag member.
 func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 	o := newOptions(opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
@@ -35,7 +36,8 @@ func StreamClientInterceptor(opts ...Option) grpc.StreamClientInterceptor {
 // the effective tag.
 func (o *options) clientContext(ctx context.Context) context.Context {
 	t := tagctx.Effective(ctx)
-	// Neither lookup allocates when the key is absent, the common case.
+	// Neither lookup allocates when the key is absent, the common case;
+	// otelgrpc's baggage is not here yet (its stats handler injects later).
 	tagVals := metadata.ValueFromOutgoingContext(ctx, o.mdKey)
 	bagVals := metadata.ValueFromOutgoingContext(ctx, tagctx.BaggageHeader)
 	if t.IsZero() {

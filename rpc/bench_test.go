@@ -1,0 +1,98 @@
+package rpc_test
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/taglane/taglane/rpc"
+	"github.com/taglane/taglane/tagctx"
+)
+
+type emptyService struct {
+	testpb.UnimplementedTestServiceServer
+}
+
+func (emptyService) EmptyCall(context.Context, *testpb.Empty) (*testpb.Empty, error) {
+	return &testpb.Empty{}, nil
+}
+
+func benchClient(b *testing.B, sopts []grpc.ServerOption, dopts []grpc.DialOption) testpb.TestServiceClient {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := grpc.NewServer(sopts...)
+	testpb.RegisterTestServiceServer(srv, emptyService{})
+	go srv.Serve(lis)
+	b.Cleanup(srv.Stop)
+	dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), dopts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cc.Close() })
+	return testpb.NewTestServiceClient(cc)
+}
+
+func noopServer(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(ctx, req)
+}
+
+func noopClient(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// BenchmarkUnary is one unary call over loopback TCP: plain gRPC, with the
+// taglane interceptors and balancer (untagged and tagged traffic on a
+// stable node), and otelgrpc's stats handlers propagating the same tag as
+// W3C baggage, the anchor doing the same job.
+func BenchmarkUnary(b *testing.B) {
+	tagged := tagctx.With(context.Background(), tagctx.MustParse("feature-x"))
+	member, _ := baggage.NewMember("x-tag", "feature-x")
+	bag, _ := baggage.New(member)
+	otelCtx := baggage.ContextWithBaggage(context.Background(), bag)
+	prop := otelgrpc.WithPropagators(propagation.Baggage{})
+
+	cases := []struct {
+		name  string
+		ctx   context.Context
+		sopts []grpc.ServerOption
+		dopts []grpc.DialOption
+	}{
+		{name: "plain", ctx: context.Background()},
+		// What any interceptor costs in gRPC itself (the server's
+		// UnaryServerInfo, the client's call path), so the taglane lines
+		// can be read against it.
+		{name: "noop-interceptors", ctx: context.Background(),
+			sopts: []grpc.ServerOption{grpc.ChainUnaryInterceptor(noopServer)},
+			dopts: []grpc.DialOption{grpc.WithChainUnaryInterceptor(noopClient)}},
+		{name: "taglane/untagged", ctx: context.Background(), sopts: rpc.ServerOptions(), dopts: rpc.DialOptions()},
+		{name: "taglane/tagged", ctx: tagged, sopts: rpc.ServerOptions(), dopts: rpc.DialOptions()},
+		{name: "otelgrpc/baggage", ctx: otelCtx,
+			sopts: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(prop))},
+			dopts: []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(prop))}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			client := benchClient(b, c.sopts, c.dopts)
+			req := &testpb.Empty{}
+			if _, err := client.EmptyCall(c.ctx, req); err != nil { // connect
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.EmptyCall(c.ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,73 @@
+// Package rpc carries a lane's traffic tag across gRPC hops and routes each
+// call to an instance of its lane: server interceptors take the tag from
+// the incoming metadata, client interceptors send the effective tag on, and
+// the taglane_lanes balancer picks an endpoint of the call's lane, else of
+// its fallback, and never one of another lane.
+//
+// Wiring a service that serves and calls:
+//
+//	srv := grpc.NewServer(rpc.ServerOptions(rpc.WithObserver(countRoutes))...)
+//
+//	// Any resolver can mark lane instances; here a static list.
+//	r := manual.NewBuilderWithScheme("stock")
+//	r.InitialState(resolver.State{Endpoints: []resolver.Endpoint{
+//		{Addresses: []resolver.Address{{Addr: "10.0.0.1:50051"}}}, // stable
+//		rpc.WithEndpointTag(resolver.Endpoint{Addresses: []resolver.Address{{Addr: "10.0.0.7:50051"}}},
+//			tagctx.MustParse("feature-x")),
+//	}})
+//	conn, err := grpc.NewClient("stock:///stock", append(rpc.DialOptions(),
+//		grpc.WithResolvers(r), grpc.WithTransportCredentials(creds))...)
+//
+// A handler's context then carries the inbound tag, and calls made with it,
+// or with a context derived from it (tagctx.Go for goroutines), reach the
+// feature-x instance of stock, or the stable one when feature-x has none.
+//
+// # Wire
+//
+// The tag travels in metadata "x-tag" and in the "x-tag" member of the W3C
+// "baggage" metadata, so it crosses services that only run OpenTelemetry
+// propagation (WithMetadataKey and WithBaggageKey rename them). The server
+// reads the tag key first, then baggage. A tag that is invalid or over the
+// limits is served as untagged and reported (Observation.Rejected), or
+// rejected with codes.InvalidArgument under WithRejectInvalid. WithTrust
+// decides whose tags are believed; a refused tag is removed from the
+// metadata and OpenTelemetry baggage the handler sees. With otelgrpc's
+// stats handlers and propagation.Baggage, put tagctx.Propagator after
+// Baggage in the composite propagator: otelgrpc rewrites the baggage
+// metadata after the client interceptor has run.
+//
+// # Routing
+//
+// The balancer is registered as Name ("taglane_lanes") and selected by
+// service config, which DialOptions sets as the default:
+//
+//	{"loadBalancingConfig":[{"taglane_lanes":{"fallback":"stable","parents":{"a2":["a"]}}}]}
+//
+// It keeps one pick_first child per endpoint (endpointsharding), so
+// endpoints coming, going or failing leave the other connections alone.
+// Each call is routed by tagctx.Effective of its context along a chain: its
+// lane, the lane's parents in order ("parents", WithParents), then the
+// stable (untagged) endpoints, unless "fallback" is "fail". The first lane
+// of the chain with a READY endpoint serves it, round robin among its READY
+// endpoints. Untagged calls go to stable endpoints only.
+//
+// A lane whose instances are gone or not READY is skipped at once, even
+// while one of them is connecting: a lane that went down must not hold its
+// calls for a connection timeout while stable could serve them. The cost is
+// at start-up: until a lane's connection is READY, its calls fall back
+// (proven as "fallback" by the next hop). Only when no endpoint of the
+// chain is READY does a connecting one make the call wait, as with any
+// gRPC balancer, until that attempt ends. When the chain's endpoints all
+// fail, calls fail with codes.Unavailable (wait-for-ready calls wait, as
+// with round_robin); when the chain has no endpoint at all, they fail at
+// once with codes.Unavailable, wait-for-ready or not. Either message names
+// the tag, the policy and the lanes tried.
+//
+// # Proof
+//
+// The server interceptors record, for every call, the traffic tag, the
+// node tag (tagctx.Node, or WithNode) and the verdict of tagctx.Decide as
+// span attributes and to the WithObserver hook. Give servers the same
+// WithParents as clients, so a call served by a parent lane is proven a
+// fallback, not a misroute.
+package rpc

@@ -1,0 +1,364 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/taglane/taglane/rpc"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// served is what a handler behind the server interceptor saw, and what the
+// route proof said.
+type served struct {
+	Called   bool
+	Tag      string
+	Decided  bool     // the context carries a decision (tag or untagged mark)
+	TagMD    []string // incoming "x-tag" as the handler sees it
+	Baggage  []string
+	Route    string
+	Rejected string // "invalid", "limit", "untrusted", "other" or ""
+	Code     codes.Code
+}
+
+func rejectKind(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, tagctx.ErrInvalidTag):
+		return "invalid"
+	case errors.Is(err, tagctx.ErrLimit):
+		return "limit"
+	case errors.Is(err, rpc.ErrUntrusted):
+		return "untrusted"
+	}
+	return "other"
+}
+
+func incoming(md metadata.MD, from string) context.Context {
+	ctx := metadata.NewIncomingContext(context.Background(), md)
+	if from != "" {
+		ctx = peer.NewContext(ctx, &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(from))})
+	}
+	return ctx
+}
+
+// callUnary runs the unary server interceptor with opts on md from peer.
+func callUnary(md metadata.MD, from string, opts ...rpc.Option) served {
+	var got served
+	opts = append(opts, rpc.WithObserver(func(_ context.Context, o tagctx.Observation) {
+		got.Route = o.Route.String()
+		got.Rejected = rejectKind(o.Rejected)
+	}))
+	icpt := rpc.UnaryServerInterceptor(opts...)
+	_, err := icpt(incoming(md, from), nil, &grpc.UnaryServerInfo{FullMethod: "/svc/M"}, func(ctx context.Context, _ any) (any, error) {
+		got.Called = true
+		t, ok := tagctx.Lookup(ctx)
+		got.Tag, got.Decided = t.String(), ok
+		in, _ := metadata.FromIncomingContext(ctx)
+		got.TagMD, got.Baggage = in.Get("x-tag"), in.Get("baggage")
+		return nil, nil
+	})
+	got.Code = status.Code(err)
+	return got
+}
+
+func TestServerInterceptor(t *testing.T) {
+	a, a2 := tagctx.MustParse("a"), tagctx.MustParse("a2")
+	many := strings.Repeat("k=v,", 64) + "x-tag=a"
+	tests := []struct {
+		name string
+		md   metadata.MD
+		peer string
+		opts []rpc.Option
+		want served
+	}{
+		{name: "no tag on a stable node",
+			md:   metadata.Pairs("user-agent", "x"),
+			want: served{Called: true, Route: "matched"}},
+		{name: "tag",
+			md:   metadata.Pairs("x-tag", "a"),
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"a"}, Route: "fallback"}},
+		{name: "upper case tag is lowercased",
+			md:   metadata.Pairs("x-tag", "Feature-X"),
+			want: served{Called: true, Tag: "feature-x", Decided: true, TagMD: []string{"Feature-X"}, Route: "fallback"}},
+		{name: "baggage member",
+			md:   metadata.Pairs("baggage", "k=v,x-tag=a;p=1"),
+			want: served{Called: true, Tag: "a", Decided: true, Baggage: []string{"k=v,x-tag=a;p=1"}, Route: "fallback"}},
+		{name: "tag key wins over baggage",
+			md:   metadata.Pairs("x-tag", "a", "baggage", "x-tag=b"),
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"a"}, Baggage: []string{"x-tag=b"}, Route: "fallback"}},
+		{name: "baggage without the member",
+			md:   metadata.Pairs("baggage", "k=v"),
+			want: served{Called: true, Baggage: []string{"k=v"}, Route: "matched"}},
+		{name: "invalid tag is served untagged, scrubbed, reported",
+			md:   metadata.Pairs("x-tag", "a_b", "baggage", "k=v,x-tag=a"),
+			want: served{Called: true, Baggage: []string{"k=v"}, Route: "matched", Rejected: "invalid"}},
+		{name: "invalid tag rejected on request",
+			md:   metadata.Pairs("x-tag", "a_b"),
+			opts: []rpc.Option{rpc.WithRejectInvalid()},
+			want: served{Route: "unknown", Rejected: "invalid", Code: codes.InvalidArgument}},
+		{name: "conflicting tag values",
+			md:   metadata.Pairs("x-tag", "a", "x-tag", "b"),
+			want: served{Called: true, Route: "matched", Rejected: "other"}},
+		{name: "baggage over the member limit",
+			md:   metadata.Pairs("baggage", many),
+			opts: []rpc.Option{rpc.WithRejectInvalid()},
+			want: served{Route: "unknown", Rejected: "limit", Code: codes.InvalidArgument}},
+		{name: "strip removes the tag and keeps other baggage",
+			md:   metadata.Pairs("x-tag", "a", "baggage", "k=v,x-tag=a"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())},
+			want: served{Called: true, Baggage: []string{"k=v"}, Route: "matched", Rejected: "untrusted"}},
+		{name: "strip ignores invalid tags even when rejecting",
+			md:   metadata.Pairs("x-tag", "a_b"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone()), rpc.WithRejectInvalid()},
+			want: served{Called: true, Route: "matched", Rejected: "untrusted"}},
+		{name: "strip with nothing to strip",
+			md:   metadata.Pairs("baggage", "k=v"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())},
+			want: served{Called: true, Baggage: []string{"k=v"}, Route: "matched"}},
+		{name: "trusted tag list, in",
+			md:   metadata.Pairs("x-tag", "a"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustTags(a))},
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"a"}, Route: "fallback"}},
+		{name: "trusted tag list, out: untagged, never rejected",
+			md:   metadata.Pairs("x-tag", "b"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustTags(a)), rpc.WithRejectInvalid()},
+			want: served{Called: true, Route: "matched", Rejected: "untrusted"}},
+		{name: "trusted network, in",
+			md: metadata.Pairs("x-tag", "a"), peer: "10.1.2.3:5000",
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")))},
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"a"}, Route: "fallback"}},
+		{name: "trusted network, IPv4-mapped peer",
+			md: metadata.Pairs("x-tag", "a"), peer: "[::ffff:10.1.2.3]:5000",
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")))},
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"a"}, Route: "fallback"}},
+		{name: "trusted network, out",
+			md: metadata.Pairs("x-tag", "a"), peer: "127.0.0.1:5000",
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")))},
+			want: served{Called: true, Route: "matched", Rejected: "untrusted"}},
+		{name: "trusted network, unknown peer",
+			md:   metadata.Pairs("x-tag", "a"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")))},
+			want: served{Called: true, Route: "matched", Rejected: "untrusted"}},
+		{name: "lane instance, its lane",
+			md:   metadata.Pairs("x-tag", "a"),
+			opts: []rpc.Option{rpc.WithNode(a)},
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"a"}, Route: "matched"}},
+		{name: "lane instance, another lane is a misroute",
+			md:   metadata.Pairs("x-tag", "b"),
+			opts: []rpc.Option{rpc.WithNode(a)},
+			want: served{Called: true, Tag: "b", Decided: true, TagMD: []string{"b"}, Route: "misroute"}},
+		{name: "lane instance, stable traffic is a misroute",
+			md:   metadata.Pairs("user-agent", "x"),
+			opts: []rpc.Option{rpc.WithNode(a)},
+			want: served{Called: true, Route: "misroute"}},
+		{name: "parent lane serving a child lane is a fallback",
+			md:   metadata.Pairs("x-tag", "a2"),
+			opts: []rpc.Option{rpc.WithNode(a), rpc.WithParents(a2, a)},
+			want: served{Called: true, Tag: "a2", Decided: true, TagMD: []string{"a2"}, Route: "fallback"}},
+		{name: "parents of another lane do not count",
+			md:   metadata.Pairs("x-tag", "b"),
+			opts: []rpc.Option{rpc.WithNode(a), rpc.WithParents(a2, a)},
+			want: served{Called: true, Tag: "b", Decided: true, TagMD: []string{"b"}, Route: "misroute"}},
+		{name: "custom keys",
+			md:   metadata.Pairs("lane", "a", "x-tag", "b"),
+			opts: []rpc.Option{rpc.WithMetadataKey("Lane"), rpc.WithBaggageKey("lane")},
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"b"}, Route: "fallback"}},
+		{name: "nil option ignored",
+			md:   metadata.Pairs("x-tag", "a"),
+			opts: []rpc.Option{nil},
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"a"}, Route: "fallback"}},
+		{name: "no metadata at all",
+			want: served{Called: true, Route: "matched"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := callUnary(tt.md, tt.peer, tt.opts...)
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("(-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestServerInterceptorLaneNode: on a lane node, untagged traffic must be
+// marked untagged, or the handler's outgoing calls would carry the node tag.
+func TestServerInterceptorLaneNode(t *testing.T) {
+	old := tagctx.Node()
+	tagctx.SetNode(tagctx.MustParse("a"))
+	t.Cleanup(func() { tagctx.SetNode(old) })
+
+	got := callUnary(metadata.Pairs("user-agent", "x"), "")
+	want := served{Called: true, Decided: true, Route: "misroute"}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("(-got +want):\n%s", diff)
+	}
+}
+
+type fakeServerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *fakeServerStream) Context() context.Context { return s.ctx }
+
+func TestStreamServerInterceptor(t *testing.T) {
+	tests := []struct {
+		name     string
+		md       metadata.MD
+		opts     []rpc.Option
+		wantTag  string
+		wantSame bool // the handler gets the original stream: nothing changed
+		wantCode codes.Code
+	}{
+		{name: "tag", md: metadata.Pairs("x-tag", "a"), wantTag: "a"},
+		{name: "untagged on a stable node", md: metadata.Pairs("user-agent", "x"), wantSame: true},
+		{name: "rejected", md: metadata.Pairs("x-tag", "-"), opts: []rpc.Option{rpc.WithRejectInvalid()}, wantCode: codes.InvalidArgument},
+		{name: "stripped", md: metadata.Pairs("x-tag", "a"), opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ss := &fakeServerStream{ctx: incoming(tt.md, "")}
+			var gotTag string
+			var same bool
+			err := rpc.StreamServerInterceptor(tt.opts...)(nil, ss, &grpc.StreamServerInfo{FullMethod: "/svc/S"}, func(_ any, got grpc.ServerStream) error {
+				gotTag = tagctx.From(got.Context()).String()
+				same = got == grpc.ServerStream(ss)
+				return nil
+			})
+			type result struct {
+				Tag  string
+				Same bool
+				Code codes.Code
+			}
+			if diff := cmp.Diff(result{gotTag, same, status.Code(err)}, result{tt.wantTag, tt.wantSame, tt.wantCode}); diff != "" {
+				t.Errorf("(-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestServerInterceptorSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	ctx, span := tp.Tracer("test").Start(incoming(metadata.Pairs("x-tag", "a"), ""), "call")
+	_, err := rpc.UnaryServerInterceptor(rpc.WithNode(tagctx.MustParse("a")))(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/svc/M"},
+		func(context.Context, any) (any, error) { return nil, nil })
+	span.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[attribute.Key]string{}
+	for _, kv := range rec.Ended()[0].Attributes() {
+		got[kv.Key] = kv.Value.AsString()
+	}
+	want := map[attribute.Key]string{
+		tagctx.AttrTrafficTag: "a",
+		tagctx.AttrNodeTag:    "a",
+		tagctx.AttrRoute:      "matched",
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("span attributes (-got +want):\n%s", diff)
+	}
+}
+
+func TestServerInterceptorUntaggedDoesNotAllocate(t *testing.T) {
+	icpt := rpc.UnaryServerInterceptor()
+	ctx := incoming(metadata.Pairs("user-agent", "grpc-go", "content-type", "application/grpc", ":authority", "svc"), "127.0.0.1:1")
+	info := &grpc.UnaryServerInfo{FullMethod: "/svc/M"}
+	handler := func(context.Context, any) (any, error) { return nil, nil }
+	if n := testing.AllocsPerRun(1000, func() { icpt(ctx, nil, info, handler) }); n != 0 {
+		t.Errorf("%v allocs per untagged call, want 0", n)
+	}
+}
+
+// FuzzServerMetadata feeds arbitrary tag and baggage metadata to the server
+// interceptor. Whatever comes in, the handler sees either a valid tag the
+// caller sent or no tag, and a tag that was not accepted is gone from the
+// metadata it sees.
+func FuzzServerMetadata(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"a", ""}, {"", "x-tag=a"}, {"A", "x-tag=b"}, {"a_b", ""}, {"", "x-tag=%zz"},
+		{"", "x-tag=a%2Db"}, {"-a", "k=v"}, {"", strings.Repeat("k=v,", 70)},
+		{strings.Repeat("a", 64), ""}, {"", " x-tag = a ;p=1"}, {"a\x00", ""},
+	} {
+		f.Add(seed[0], seed[1], false)
+		f.Add(seed[0], seed[1], true)
+	}
+	f.Fuzz(func(t *testing.T, tagValue, bag string, reject bool) {
+		md := metadata.MD{}
+		if tagValue != "" {
+			md.Set("x-tag", tagValue)
+		}
+		if bag != "" {
+			md.Set("baggage", bag)
+		}
+		var opts []rpc.Option
+		if reject {
+			opts = append(opts, rpc.WithRejectInvalid())
+		}
+		var obs tagctx.Observation
+		opts = append(opts, rpc.WithObserver(func(_ context.Context, o tagctx.Observation) { obs = o }))
+		var seen tagctx.Tag
+		var seenMD metadata.MD
+		called := false
+		_, err := rpc.UnaryServerInterceptor(opts...)(incoming(md, ""), nil, &grpc.UnaryServerInfo{FullMethod: "/svc/M"},
+			func(ctx context.Context, _ any) (any, error) {
+				called = true
+				seen = tagctx.From(ctx)
+				seenMD, _ = metadata.FromIncomingContext(ctx)
+				return nil, nil
+			})
+
+		wire, found, wireErr := tagctx.Extract(md.Get("x-tag"), md.Get("baggage"), "x-tag")
+		switch {
+		case err != nil:
+			s := status.Convert(err)
+			if !reject || wireErr == nil || s.Code() != codes.InvalidArgument || !strings.HasPrefix(s.Message(), "rpc: ") {
+				t.Fatalf("error %v (reject %v, wire error %v)", err, reject, wireErr)
+			}
+			if called {
+				t.Fatal("handler called for a rejected call")
+			}
+			return
+		case !called:
+			t.Fatal("handler not called")
+		case wireErr != nil:
+			if !seen.IsZero() || obs.Rejected == nil {
+				t.Fatalf("invalid input %q/%q served as %q, rejected %v", tagValue, bag, seen, obs.Rejected)
+			}
+			if _, stillFound, _ := tagctx.Extract(seenMD.Get("x-tag"), seenMD.Get("baggage"), "x-tag"); stillFound {
+				t.Fatalf("rejected tag still in the handler's metadata: %v", seenMD)
+			}
+		case found:
+			if seen != wire || obs.Traffic != wire || obs.Rejected != nil {
+				t.Fatalf("wire tag %q: handler saw %q, proof %+v", wire, seen, obs)
+			}
+		default:
+			if !seen.IsZero() || obs.Rejected != nil {
+				t.Fatalf("no tag on the wire: handler saw %q, proof %+v", seen, obs)
+			}
+		}
+		if !seen.IsZero() {
+			if p, err := tagctx.Parse(seen.String()); err != nil || p != seen {
+				t.Fatalf("handler saw an invalid tag %q", seen)
+			}
+		}
+	})
+}
