@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -236,6 +237,9 @@ func newPicker(cfg *lbConfig, children []endpointsharding.ChildState) *picker {
 		case connectivity.Ready:
 			if gs.ready == nil {
 				gs.ready = &group{}
+				// Pickers are rebuilt on every state change; starting each
+				// at the same index would load the first endpoint most.
+				gs.ready.next.Store(rand.Uint32())
 			}
 			gs.ready.pickers = append(gs.ready.pickers, c.State.Picker)
 		case connectivity.Idle, connectivity.Connecting:

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/taglane/taglane/rpc"
@@ -257,5 +260,60 @@ func TestLaneAddedAtRuntime(t *testing.T) {
 	delete(before, "b1")
 	if diff := cmp.Diff(connCounts(tp.s1, tp.s2, tp.s3, tp.a), before); diff != "" {
 		t.Errorf("unaffected instances reconnected (-got +want):\n%s", diff)
+	}
+}
+
+// TestServiceConfigSelectsBalancer wires the balancer by hand, with the
+// service config a user would write, instead of DialOptions.
+func TestServiceConfigSelectsBalancer(t *testing.T) {
+	ctx := testCtx(t)
+	s1 := startInstance(t, "s1", tagctx.Tag{}, nil)
+	a1 := startInstance(t, "a1", tagctx.MustParse("a"), nil)
+	r := manual.NewBuilderWithScheme("bycfg")
+	r.InitialState(state(s1, a1))
+	cc, err := grpc.NewClient(r.Scheme()+":///svc",
+		grpc.WithResolvers(r),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(rpc.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(rpc.StreamClientInterceptor()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"taglane_lanes":{"fallback":"stable"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := testpb.NewTestServiceClient(cc)
+	waitServed(t, ctx, c, "a", a1)
+	assertRoutes(t, ctx, c, "a", 10, a1)
+	assertRoutes(t, ctx, c, "", 10, s1)
+}
+
+func TestDialOptionsConfig(t *testing.T) {
+	a, a2 := tagctx.MustParse("a"), tagctx.MustParse("a2")
+	tests := []struct {
+		name    string
+		opts    []rpc.Option
+		wantErr string
+	}{
+		{name: "defaults"},
+		{name: "fail with chain", opts: []rpc.Option{rpc.WithFallback(rpc.FallbackFail), rpc.WithParents(a2, a)}},
+		{name: "unknown policy", opts: []rpc.Option{rpc.WithFallback("closest")}, wantErr: `fallback "closest"`},
+		{name: "stable in a chain", opts: []rpc.Option{rpc.WithParents(a2, tagctx.Tag{})}, wantErr: `invalid tag ""`},
+		{name: "self in a chain", opts: []rpc.Option{rpc.WithParents(a, a)}, wantErr: `"a" repeats`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc, err := grpc.NewClient("passthrough:///127.0.0.1:1", append(rpc.DialOptions(tt.opts...),
+				grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+			if err == nil {
+				cc.Close()
+			}
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if (tt.wantErr == "") != (err == nil) || !strings.Contains(got, tt.wantErr) {
+				t.Errorf("NewClient error %q, want one containing %q", got, tt.wantErr)
+			}
+		})
 	}
 }

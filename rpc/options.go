@@ -123,13 +123,11 @@ func WithFallback(f Fallback) Option {
 // ServiceConfig) routes along it, and servers classify a hop served by a
 // parent as a fallback rather than a misroute. Give the whole chain: it is
 // not followed transitively. Later calls for the same lane replace earlier
-// ones.
+// ones. A chain that names stable (the zero Tag) or repeats a lane makes
+// the service config invalid, so grpc.NewClient reports it.
 func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
 	parents = slices.Clone(parents)
 	return func(o *options) {
-		if lane.IsZero() {
-			return
-		}
 		if o.parents == nil {
 			o.parents = make(map[tagctx.Tag][]tagctx.Tag)
 		}

@@ -18,8 +18,8 @@ import (
 	"github.com/taglane/taglane/tagctx"
 )
 
-// Transport is the Observation.Transport of gRPC hops.
-const Transport = "grpc"
+// transport is the Observation.Transport of gRPC hops.
+const transport = "grpc"
 
 // ErrUntrusted is matched (errors.Is) by Observation.Rejected when the
 // trust policy refused an inbound tag, as opposed to an invalid one
@@ -130,7 +130,7 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 
 func (o *options) record(ctx context.Context, method string, traffic, node tagctx.Tag, route tagctx.Route, rejected error) {
 	tagctx.Record(ctx, tagctx.Observation{
-		Transport: Transport,
+		Transport: transport,
 		Operation: method,
 		Traffic:   traffic,
 		Node:      node,
