@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
@@ -361,4 +362,27 @@ func FuzzServerMetadata(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestServerInterceptorScrubsOpenTelemetryBaggage: otelgrpc's stats handler
+// has already put the inbound baggage in the context; a refused tag must
+// go from there too, or otelgrpc would send it on at the next hop.
+func TestServerInterceptorScrubsOpenTelemetryBaggage(t *testing.T) {
+	keep, _ := baggage.NewMember("user", "42")
+	tag, _ := baggage.NewMember("x-tag", "b")
+	bag, _ := baggage.New(keep, tag)
+	ctx := baggage.ContextWithBaggage(incoming(metadata.Pairs("baggage", bag.String()), ""), bag)
+
+	var got string
+	_, err := rpc.UnaryServerInterceptor(rpc.WithTrust(tagctx.TrustTags(tagctx.MustParse("a"))))(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/svc/M"},
+		func(ctx context.Context, _ any) (any, error) {
+			got = baggage.FromContext(ctx).String()
+			return nil, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, "user=42"); diff != "" {
+		t.Errorf("baggage the handler sees (-got +want):\n%s", diff)
+	}
 }
