@@ -60,7 +60,7 @@ var (
 func (builder) Name() string { return Name }
 
 func (builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	b := &lanesBalancer{ClientConn: cc, cfg: &lbConfig{}}
+	b := &lanesBalancer{ClientConn: cc, cfg: &lbConfig{Fallback: FallbackStable}}
 	// endpointsharding keeps one pick_first child per endpoint, so an
 	// endpoint that comes, goes or fails leaves the others' connections
 	// alone; this balancer only regroups the children's pickers by tag.

@@ -121,7 +121,8 @@ func ExampleWithEndpointTag() {
 
 func ExampleUnaryServerInterceptor() {
 	icpt := rpc.UnaryServerInterceptor(rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("127.0.0.0/8"))))
-	_ = grpc.NewServer(grpc.ChainUnaryInterceptor(icpt))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(icpt))
+	defer srv.Stop()
 
 	// What a handler behind it sees:
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("baggage", "user=42,x-tag=feature-x"))
@@ -157,7 +158,12 @@ func ExampleUnaryClientInterceptor() {
 }
 
 func ExampleStreamClientInterceptor() {
-	_, _ = grpc.NewClient("dns:///stock.internal:50051",
+	conn, err := grpc.NewClient("dns:///stock.internal:50051",
 		grpc.WithChainStreamInterceptor(rpc.StreamClientInterceptor()),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	// Streams opened with a tagged context carry the tag.
 }
