@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -316,4 +317,66 @@ func TestDialOptionsConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startSilent listens and accepts TCP connections but never speaks HTTP/2,
+// so a gRPC client trying it stays CONNECTING until its handshake times out.
+func startSilent(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { lis.Close(); <-done })
+	return lis.Addr().String()
+}
+
+// TestNeverBlocks: a lane instance stuck connecting does not hold its
+// calls while stable can serve them, and a call nothing can serve fails at
+// once, even wait-for-ready.
+func TestNeverBlocks(t *testing.T) {
+	ctx := testCtx(t)
+	s1 := startInstance(t, "s1", tagctx.Tag{}, nil)
+	stuck := &instance{name: "a-stuck", node: tagctx.MustParse("a"), addr: startSilent(t)}
+	b1 := startInstance(t, "b1", tagctx.MustParse("b"), nil)
+	c, _ := dial(t, nil, s1, stuck, b1)
+	waitServed(t, ctx, c, "b", b1)
+	waitServed(t, ctx, c, "", s1)
+
+	// Lane a's only instance is CONNECTING: its calls go to stable now,
+	// well inside a deadline far shorter than the handshake timeout.
+	for i := range 10 {
+		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		srv, _, err := unary(callCtx, c, "a")
+		cancel()
+		if err != nil || srv != "s1" {
+			t.Fatalf("call %d tagged a: served by %q, error %v; want s1 at once", i, srv, err)
+		}
+	}
+
+	// Only lane b is left: an untagged call has nothing to serve it and
+	// fails at once with a reason, wait-for-ready or not.
+	onlyB, _ := dial(t, nil, b1)
+	waitServed(t, ctx, onlyB, "b", b1)
+	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := onlyB.UnaryCall(tagctx.WithUntagged(callCtx), &testpb.SimpleRequest{}, grpc.WaitForReady(true))
+	wantErr(t, err, codes.Unavailable, "no ready stable endpoint for an untagged call: no endpoint")
 }
