@@ -330,7 +330,8 @@ func parseHostPattern(p string) (hostPattern, error) {
 	if n := strings.Count(p, hostTag); n != 1 {
 		return hostPattern{}, fmt.Errorf("httpmw: host pattern %q must contain %q exactly once, not %d times", p, hostTag, n)
 	}
-	prefix, suffix, _ := strings.Cut(strings.ToLower(p), hostTag)
+	// A root dot in the pattern would never match: match drops the host's.
+	prefix, suffix, _ := strings.Cut(strings.TrimSuffix(strings.ToLower(p), "."), hostTag)
 	if prefix == "" && suffix == "" {
 		// Every host name would be a tag, "localhost" included.
 		return hostPattern{}, fmt.Errorf("httpmw: host pattern %q has nothing around %q", p, hostTag)

@@ -212,6 +212,7 @@ func TestHostPattern(t *testing.T) {
 		{name: "port ignored", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:8443", want: "feature-x"},
 		{name: "case ignored", pattern: "APP-{tag}.Test.Example.com", host: "App-Feature-X.TEST.example.COM", want: "feature-x"},
 		{name: "root dot ignored", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com.:80", want: "feature-x"},
+		{name: "root dot in the pattern", pattern: "app-{tag}.test.example.com.", host: "app-feature-x.test.example.com", want: "feature-x"},
 		{name: "tag as first label", pattern: "{tag}.lanes.example.com", host: "feature-x.lanes.example.com", want: "feature-x"},
 		{name: "suffix only", pattern: "{tag}-api", host: "feature-x-api", want: "feature-x"},
 		{name: "other domain", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.org"},
