@@ -155,10 +155,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Marking costs a context node and a request copy. Skip it when the
 	// effective tag is already none (no decision upstream, stable node):
 	// the handler and its outgoing calls behave exactly as if marked.
-	if !traffic.IsZero() || !tagctx.Effective(ctx).IsZero() {
+	mark := !traffic.IsZero() || !tagctx.Effective(ctx).IsZero()
+	if mark {
 		ctx = tagctx.With(ctx, traffic)
 	}
-	if ctx != r.Context() || header != nil {
+	if mark || header != nil {
 		r = r.WithContext(ctx)
 		if header != nil {
 			r.Header = header
