@@ -1,0 +1,328 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/taglane/taglane/mq/internal/admin"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// Transport is the route proof's transport name for RocketMQ hops.
+const Transport = "rocketmq"
+
+// Handler consumes messages of one tag. A batch the push consumer delivers
+// is split by tag, and Handler runs once per tag with ctx carrying that tag
+// (tagctx.From), explicitly untagged for untagged and invalid-tag messages.
+// ConsumeRetryLater or an error makes the whole delivered batch retry.
+type Handler func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error)
+
+// Stats counts what a consumer did with messages.
+type Stats struct {
+	// Handled counts messages the push consumer delivered and the handler
+	// got.
+	Handled uint64
+	// Skipped counts messages acked without handling: they belong to
+	// another consumer group (a lane's, or stable's on a lane consumer).
+	Skipped uint64
+	// Rejected counts messages with an invalid tag, handled as untagged.
+	Rejected uint64
+	// Redelivered counts messages handed over from offline lanes to the
+	// handler. Some may be duplicates: at-least-once near transitions.
+	Redelivered uint64
+	// Takeovers counts completed lane takeovers.
+	Takeovers uint64
+}
+
+type subscription struct {
+	topic string
+	expr  string // TAG expression for the takeover pulls
+	h     Handler
+}
+
+// Consumer is a lane-aware push consumer: a lane consumer if its node tag is
+// set, a stable consumer otherwise. See the package documentation.
+type Consumer struct {
+	cfg      config
+	base     string
+	group    string // this consumer's group
+	stable   string // the stable group of base
+	tag      tagctx.Tag
+	instance string
+	filter   filter
+	admin    *admin.Client
+	pc       rocketmq.PushConsumer
+
+	view   atomic.Pointer[view]
+	leader atomic.Bool
+
+	handled, skipped, rejected, redelivered, takeovers atomic.Uint64
+
+	mu      sync.Mutex
+	subs    map[string]*subscription
+	lanes   map[tagctx.Tag]*laneState // stable only; guarded by mu
+	started bool
+	stopped bool
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+var instanceSeq atomic.Int64
+
+// NewConsumer returns a consumer of base group (e.g. "orders"). Its role
+// comes from WithNodeTag, else tagctx.Node(): a lane consumer of tag T uses
+// group "T_orders", a stable consumer WithGroupPrefix + "orders". Lane and
+// stable consumers of one base must agree on the prefix: a lane seeds its
+// offsets from the stable group. WithNameServer is required.
+func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.nameServers) == 0 {
+		return nil, errors.New("mq: NewConsumer needs WithNameServer for its admin queries")
+	}
+	stable, err := StableGroup(cfg.prefix, baseGroup)
+	if err != nil {
+		return nil, err
+	}
+	group := stable
+	if !cfg.nodeTag.IsZero() {
+		if group, err = LaneGroup(cfg.nodeTag, baseGroup); err != nil {
+			return nil, err
+		}
+		if group == stable {
+			return nil, fmt.Errorf("mq: lane group %q equals the stable group: prefix %q names lane %q", group, cfg.prefix, cfg.nodeTag)
+		}
+	}
+	instance := cfg.instance
+	if instance == "" {
+		instance = fmt.Sprintf("taglane-%s-%d-%d", group, os.Getpid(), instanceSeq.Add(1))
+	}
+	copts := append([]consumer.Option{}, cfg.consumerOpts...)
+	copts = append(copts,
+		consumer.WithNameServer(cfg.nameServers),
+		consumer.WithGroupName(group),
+		consumer.WithInstance(instance),
+		consumer.WithConsumerModel(consumer.Clustering),
+	)
+	pc, err := rocketmq.NewPushConsumer(copts...)
+	if err != nil {
+		return nil, fmt.Errorf("mq: push consumer of group %q: %w", group, err)
+	}
+	c := &Consumer{
+		cfg:      cfg,
+		base:     baseGroup,
+		group:    group,
+		stable:   stable,
+		tag:      cfg.nodeTag,
+		instance: instance,
+		filter:   filter{key: cfg.propertyKey, lane: cfg.nodeTag},
+		admin:    admin.New(cfg.nameServers, cfg.adminTimeout),
+		pc:       pc,
+		subs:     map[string]*subscription{},
+		lanes:    map[tagctx.Tag]*laneState{},
+		done:     make(chan struct{}),
+	}
+	return c, nil
+}
+
+// Group returns the consumer group name.
+func (c *Consumer) Group() string { return c.group }
+
+// Tag returns the lane tag; the zero Tag for a stable consumer.
+func (c *Consumer) Tag() tagctx.Tag { return c.tag }
+
+// InstanceName returns the push consumer's client instance name; the
+// broker knows the consumer by "<ip>@<instance name>".
+func (c *Consumer) InstanceName() string { return c.instance }
+
+// Stats returns the counters.
+func (c *Consumer) Stats() Stats {
+	return Stats{
+		Handled:     c.handled.Load(),
+		Skipped:     c.skipped.Load(),
+		Rejected:    c.rejected.Load(),
+		Redelivered: c.redelivered.Load(),
+		Takeovers:   c.takeovers.Load(),
+	}
+}
+
+// Subscribe registers h for topic; call it before Start. selector filters
+// by RocketMQ tags as usual.
+func (c *Consumer) Subscribe(topic string, selector consumer.MessageSelector, h Handler) error {
+	if h == nil {
+		return fmt.Errorf("mq: subscribe %q: nil handler", topic)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return fmt.Errorf("mq: subscribe %q after Start", topic)
+	}
+	if _, dup := c.subs[topic]; dup {
+		return fmt.Errorf("mq: topic %q subscribed twice", topic)
+	}
+	expr := "*"
+	if (selector.Type == "" || selector.Type == consumer.TAG) && selector.Expression != "" {
+		expr = selector.Expression
+	}
+	s := &subscription{topic: topic, expr: expr, h: h}
+	if err := c.pc.Subscribe(topic, selector, c.consumeFunc(s)); err != nil {
+		return fmt.Errorf("mq: subscribe %q: %w", topic, err)
+	}
+	c.subs[topic] = s
+	return nil
+}
+
+func (c *Consumer) topics() []*subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (c *Consumer) subscriptionOf(topic string) *subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subs[topic]
+}
+
+// Start seeds a new lane group's offsets (lane consumer) or reads lane
+// liveness once and starts the refresh and takeover loops (stable
+// consumer), then starts the push consumer.
+func (c *Consumer) Start() error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return errors.New("mq: consumer started twice")
+	}
+	c.started = true
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*c.cfg.adminTimeoutOrDefault())
+	defer cancel()
+	if !c.tag.IsZero() {
+		if err := c.seed(ctx); err != nil {
+			return err
+		}
+	} else {
+		c.refresh(ctx)
+		c.wg.Add(2)
+		go c.refreshLoop()
+		go c.takeoverLoop()
+	}
+	if err := c.pc.Start(); err != nil {
+		c.stopLoops()
+		return fmt.Errorf("mq: start consumer group %q: %w", c.group, err)
+	}
+	return nil
+}
+
+func (cfg config) adminTimeoutOrDefault() time.Duration {
+	if cfg.adminTimeout > 0 {
+		return cfg.adminTimeout
+	}
+	return admin.DefaultTimeout
+}
+
+func (c *Consumer) stopLoops() {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	c.mu.Unlock()
+	close(c.done)
+	c.wg.Wait()
+}
+
+// Shutdown stops the loops and the push consumer, which commits its
+// offsets. Its own connection closes, so the brokers drop the group member
+// at once and the stable consumers see this lane go offline.
+func (c *Consumer) Shutdown() error {
+	c.stopLoops()
+	err := c.pc.Shutdown()
+	c.admin.Close()
+	if err != nil {
+		return fmt.Errorf("mq: shutdown consumer group %q: %w", c.group, err)
+	}
+	return nil
+}
+
+// tagGroup is the messages of one tag within a delivered batch.
+type tagGroup struct {
+	tag      tagctx.Tag
+	rejected error
+	msgs     []*primitive.MessageExt
+}
+
+func (c *Consumer) consumeFunc(s *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		online := c.view.Load().onlineAt(time.Now())
+		if len(msgs) == 1 {
+			// The client's default batch size is 1: no grouping needed.
+			t, v, rej := c.filter.decide(msgs[0], online)
+			if v == skip {
+				c.skipped.Add(1)
+				return consumer.ConsumeSuccess, nil
+			}
+			c.handled.Add(1)
+			return c.deliver(ctx, s, t, rej, tagctx.Decide(t, c.tag), msgs)
+		}
+		var groups []tagGroup
+		for _, m := range msgs {
+			t, v, rej := c.filter.decide(m, online)
+			if v == skip {
+				c.skipped.Add(1)
+				continue
+			}
+			c.handled.Add(1)
+			i := 0
+			for ; i < len(groups); i++ {
+				if groups[i].tag == t && (groups[i].rejected == nil) == (rej == nil) {
+					break
+				}
+			}
+			if i == len(groups) {
+				groups = append(groups, tagGroup{tag: t, rejected: rej})
+			}
+			groups[i].msgs = append(groups[i].msgs, m)
+		}
+		result := consumer.ConsumeSuccess
+		var errs []error
+		for _, g := range groups {
+			r, err := c.deliver(ctx, s, g.tag, g.rejected, tagctx.Decide(g.tag, c.tag), g.msgs)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if r != consumer.ConsumeSuccess {
+				result = consumer.ConsumeRetryLater
+			}
+		}
+		return result, errors.Join(errs...)
+	}
+}
+
+// deliver runs the handler on msgs of one tag with the route proof.
+func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, rejected error, route tagctx.Route, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	if rejected != nil {
+		c.rejected.Add(uint64(len(msgs)))
+	}
+	ctx = tagctx.With(ctx, t)
+	tagctx.Record(ctx, tagctx.Observation{
+		Transport: Transport, Operation: s.topic, Traffic: t, Node: c.tag, Route: route, Rejected: rejected,
+	}, c.cfg.observer)
+	return s.h(ctx, msgs...)
+}

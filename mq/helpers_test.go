@@ -1,0 +1,247 @@
+package mq_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+	"github.com/taglane/taglane/mq"
+	"github.com/taglane/taglane/mq/rocketmqtest"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// Test timing: refresh liveness fast, so a lane's going offline is seen
+// and taken over within about half a second.
+const (
+	testRefresh = 50 * time.Millisecond
+	testMargin  = 200 * time.Millisecond
+)
+
+var instanceSeq atomic.Int64
+
+func instance(name string) string {
+	return fmt.Sprintf("%s-%d", name, instanceSeq.Add(1))
+}
+
+func newProducer(t testing.TB, s *rocketmqtest.Server) rocketmq.Producer {
+	t.Helper()
+	p, err := rocketmq.NewProducer(
+		producer.WithNameServer([]string{s.NameServer()}),
+		producer.WithInstanceName(instance("producer")),
+		producer.WithRetry(2),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown() })
+	return mq.NewProducer(p)
+}
+
+// delivery is one message a handler got.
+type delivery struct {
+	consumer string // "stable" or the lane tag, plus an instance suffix
+	ctxTag   string // tagctx.From(ctx) in the handler
+	body     string
+	batch    int // size of the handler call
+}
+
+// recorder collects deliveries from every consumer of a test.
+type recorder struct {
+	mu   sync.Mutex
+	all  []delivery
+	wake chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{wake: make(chan struct{}, 1)} }
+
+func (r *recorder) handler(name string) mq.Handler {
+	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		r.add(name, ctx, msgs)
+		return consumer.ConsumeSuccess, nil
+	}
+}
+
+func (r *recorder) add(name string, ctx context.Context, msgs []*primitive.MessageExt) {
+	r.mu.Lock()
+	for _, m := range msgs {
+		r.all = append(r.all, delivery{consumer: name, ctxTag: tagctx.From(ctx).String(), body: string(m.Body), batch: len(msgs)})
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) snapshot() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.all)
+}
+
+// byBody maps each body to the consumers that got it, in order.
+func (r *recorder) byBody() map[string][]string {
+	out := map[string][]string{}
+	for _, d := range r.snapshot() {
+		out[d.body] = append(out[d.body], d.consumer)
+	}
+	return out
+}
+
+// waitBodies waits until every body in want was handled at least once.
+func (r *recorder) waitBodies(t testing.TB, timeout time.Duration, want []string) {
+	t.Helper()
+	waitFor(t, timeout, func() string {
+		got := r.byBody()
+		var missing []string
+		for _, b := range want {
+			if len(got[b]) == 0 {
+				missing = append(missing, b)
+			}
+		}
+		if len(missing) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d of %d messages not handled, first %q", len(missing), len(want), missing[0])
+	}, r.wake)
+}
+
+// duplicates counts extra handlings of the bodies in want.
+func (r *recorder) duplicates(want []string) int {
+	got := r.byBody()
+	n := 0
+	for _, b := range want {
+		if k := len(got[b]); k > 1 {
+			n += k - 1
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it returns "" or the deadline passes; wake, if
+// not nil, shortens the wait between polls.
+func waitFor(t testing.TB, timeout time.Duration, cond func() string, wake <-chan struct{}) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		select {
+		case <-deadline.C:
+			t.Fatalf("after %v: %s", timeout, why)
+		case <-tick.C:
+		case <-wake:
+		}
+	}
+}
+
+// testOpts are the options every test consumer gets.
+func testOpts(s *rocketmqtest.Server, extra ...mq.Option) []mq.Option {
+	return append([]mq.Option{
+		mq.WithNameServer(s.NameServer()),
+		mq.WithRefreshInterval(testRefresh),
+		mq.WithTakeoverMargin(testMargin),
+		mq.WithAdminTimeout(time.Second),
+	}, extra...)
+}
+
+// startConsumer starts a consumer of base on topic in role tag ("" for
+// stable) whose handler is h (the recorder's if nil). It is shut down when
+// the test ends, unless the test did it first.
+func startConsumer(t testing.TB, s *rocketmqtest.Server, base, topic, tag string, h mq.Handler, rec *recorder, extra ...mq.Option) *mq.Consumer {
+	t.Helper()
+	skipIfClientRaces(t)
+	var nodeTag tagctx.Tag
+	name := "stable"
+	if tag != "" {
+		nodeTag = tagctx.MustParse(tag)
+		name = tag
+	}
+	opts := testOpts(s, append([]mq.Option{mq.WithNodeTag(nodeTag), mq.WithInstanceName(instance(base + "-" + name))}, extra...)...)
+	c, err := mq.NewConsumer(base, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h == nil {
+		h = rec.handler(name)
+	}
+	if err := c.Subscribe(topic, consumer.MessageSelector{}, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown() })
+	return c
+}
+
+// waitOnline waits until the stable consumer sees exactly the lanes want.
+func waitOnline(t testing.TB, c *mq.Consumer, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	waitFor(t, 10*time.Second, func() string {
+		var got []string
+		for _, tag := range c.Online() {
+			got = append(got, tag.String())
+		}
+		if slices.Equal(got, want) {
+			return ""
+		}
+		return fmt.Sprintf("stable sees lanes %q online, want %q", got, want)
+	}, nil)
+}
+
+// clientID finds the client ID the broker knows a consumer by.
+func clientID(t testing.TB, s *rocketmqtest.Server, c *mq.Consumer) string {
+	t.Helper()
+	var id string
+	waitFor(t, 5*time.Second, func() string {
+		for _, m := range s.OnlineConsumers(c.Group()) {
+			if strings.HasSuffix(m, "@"+c.InstanceName()) {
+				id = m
+				return ""
+			}
+		}
+		return fmt.Sprintf("%q not online in group %q", c.InstanceName(), c.Group())
+	}, nil)
+	return id
+}
+
+// send sends one message per body with tag ("" for untagged).
+func send(t testing.TB, p rocketmq.Producer, topic, tag string, bodies []string) {
+	t.Helper()
+	ctx := tagctx.WithUntagged(context.Background())
+	if tag != "" {
+		ctx = tagctx.With(context.Background(), tagctx.MustParse(tag))
+	}
+	for _, b := range bodies {
+		if _, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(b))); err != nil {
+			t.Fatalf("send %q: %v", b, err)
+		}
+	}
+}
+
+func bodies(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%04d", prefix, i)
+	}
+	return out
+}

@@ -1,0 +1,217 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/taglane/taglane/mq/internal/admin"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// laneState is what a stable consumer knows about one lane group. The
+// refresh loop owns the liveness fields, the takeover loop the rest; both
+// under Consumer.mu.
+type laneState struct {
+	group        string
+	online       bool
+	offlineN     int       // consecutive offline answers while online
+	offlineSince time.Time // when the view turned (or was first seen) offline
+
+	// pending: the lane's skipped messages may not have been handed over.
+	pending bool
+	// settled: the takeover completed; while the lane stays offline the
+	// leader drains its retry topic and keeps its offsets up with stable's.
+	settled bool
+	// written is the offset the leader last wrote per queue, to notice a
+	// lane that lived between two refreshes and committed on its own.
+	written map[admin.Queue]int64
+}
+
+// liveness is the answer for one lane group across brokers.
+type liveness uint8
+
+const (
+	unknown liveness = iota
+	online
+	offline
+)
+
+// probe asks every broker for group's members: online if any lists one,
+// offline only if every broker answers "no consumer" (code 1), unknown
+// otherwise (a timeout or transport error says nothing).
+func (c *Consumer) probe(ctx context.Context, group string, addrs []string) (liveness, []string) {
+	if len(addrs) == 0 {
+		return unknown, nil
+	}
+	var members []string
+	allOffline := true
+	for _, a := range addrs {
+		ids, err := c.admin.ConsumerList(ctx, a, group)
+		switch {
+		case err == nil:
+			members = append(members, ids...)
+			allOffline = false
+		case errors.Is(err, admin.ErrNoConsumer):
+		default:
+			allOffline = false
+		}
+	}
+	switch {
+	case len(members) > 0:
+		slices.Sort(members)
+		return online, slices.Compact(members)
+	case allOffline:
+		return offline, nil
+	}
+	return unknown, nil
+}
+
+// brokersOf returns the master brokers hosting every subscribed topic, by
+// topic, and whether every route came back.
+func (c *Consumer) brokersOf(ctx context.Context) (map[string][]admin.Broker, bool) {
+	out := map[string][]admin.Broker{}
+	ok := true
+	for _, s := range c.topics() {
+		bs, err := c.admin.Route(ctx, s.topic)
+		if err != nil {
+			ok = false
+			continue
+		}
+		out[s.topic] = bs
+	}
+	return out, ok
+}
+
+func addrsOf(routes map[string][]admin.Broker) []string {
+	var addrs []string
+	for _, bs := range routes {
+		for _, b := range bs {
+			addrs = append(addrs, b.Addr)
+		}
+	}
+	slices.Sort(addrs)
+	return slices.Compact(addrs)
+}
+
+func (c *Consumer) refreshLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.staleness)
+		c.refresh(ctx)
+		cancel()
+	}
+}
+
+// refresh reads the lane groups of every subscribed topic and their
+// liveness, applies hysteresis, works out leadership, and publishes a new
+// view. The view is fresh only if every route and group list came back.
+func (c *Consumer) refresh(ctx context.Context) {
+	start := time.Now()
+	routes, ok := c.brokersOf(ctx)
+	addrs := addrsOf(routes)
+	lanes := map[tagctx.Tag]string{}
+	for topic, bs := range routes {
+		for _, b := range bs {
+			groups, err := c.admin.ConsumeByWho(ctx, b.Addr, topic)
+			if err != nil {
+				ok = false
+				continue
+			}
+			for _, g := range groups {
+				if g == c.group {
+					continue
+				}
+				if t, isLane := laneOf(g, c.base); isLane {
+					lanes[t] = g
+				}
+			}
+		}
+	}
+	answers := make(map[tagctx.Tag]liveness, len(lanes))
+	for t, g := range lanes {
+		answers[t], _ = c.probe(ctx, g, addrs)
+	}
+	// Leadership: the stable member with the smallest client ID, which
+	// every stable instance computes alike from the same list.
+	st, members := c.probe(ctx, c.stable, addrs)
+	switch st {
+	case online:
+		c.leader.Store(strings.HasSuffix(members[0], "@"+c.instance))
+	case offline:
+		c.leader.Store(false)
+	}
+
+	c.mu.Lock()
+	for t, g := range lanes {
+		ls := c.lanes[t]
+		a := answers[t]
+		if ls == nil {
+			if a == unknown {
+				continue
+			}
+			ls = &laneState{group: g}
+			c.lanes[t] = ls
+			if a == offline {
+				// First seen offline: its skipped messages, if any,
+				// were never handed over (all stable instances may
+				// have restarted since).
+				ls.offlineSince, ls.pending = start, true
+			}
+		}
+		switch a {
+		case online:
+			if !ls.online {
+				ls.online, ls.pending, ls.settled, ls.written = true, false, false, nil
+			}
+			ls.offlineN = 0
+		case offline:
+			if ls.online {
+				ls.offlineN++
+				if ls.offlineN >= c.cfg.offlineAfter {
+					ls.online, ls.offlineN = false, 0
+					ls.offlineSince, ls.pending, ls.settled, ls.written = start, true, false, nil
+				}
+			}
+		}
+	}
+	next := &view{online: map[tagctx.Tag]struct{}{}}
+	for t, ls := range c.lanes {
+		if ls.online {
+			next.online[t] = struct{}{}
+		}
+	}
+	c.mu.Unlock()
+	if old := c.view.Load(); ok {
+		next.until = start.Add(c.cfg.staleness)
+	} else if old != nil {
+		// An incomplete refresh keeps the old freshness and the last
+		// known state of the lanes it could not read (unknown keeps).
+		next.until = old.until
+	}
+	c.view.Store(next)
+}
+
+// Online returns the lanes a stable consumer currently skips, sorted; nil
+// when its view is stale. For tests and diagnostics.
+func (c *Consumer) Online() []tagctx.Tag {
+	on := c.view.Load().onlineAt(time.Now())
+	if on == nil {
+		return nil
+	}
+	return slices.SortedFunc(maps.Keys(on), func(a, b tagctx.Tag) int { return strings.Compare(a.String(), b.String()) })
+}
+
+// Leader reports whether this stable consumer is its group's takeover
+// leader in its latest view.
+func (c *Consumer) Leader() bool { return c.leader.Load() }

@@ -1,0 +1,222 @@
+package mq
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// Defaults and limits of the options.
+const (
+	// DefaultRefreshInterval is how often a stable consumer reads the
+	// liveness of lane groups from the brokers.
+	DefaultRefreshInterval = time.Second
+	// DefaultOfflineAfter is how many consecutive "no consumer" answers
+	// turn an online lane offline. One is enough for online: handing a
+	// lane's message to it when it just died only delays it (takeover
+	// hands it back), while a flapping "offline" costs duplicates.
+	DefaultOfflineAfter = 2
+	// DefaultStalenessFactor times the refresh interval is how old a
+	// liveness view may be before a stable consumer stops trusting it and
+	// handles every tag itself.
+	DefaultStalenessFactor = 3
+	// DefaultTakeoverMargin is added to the takeover delay, for clock
+	// jitter between stable instances and broker latency.
+	DefaultTakeoverMargin = time.Second
+	// MinRefreshInterval keeps a misconfiguration from hammering brokers.
+	MinRefreshInterval = 10 * time.Millisecond
+	// MaxGroupLen is RocketMQ 4.9.4's limit on a group name
+	// (Validators.CHARACTER_MAX_LENGTH).
+	MaxGroupLen = 255
+)
+
+// Option configures NewProducer and NewConsumer. Options a constructor has
+// no use for are ignored by it.
+type Option func(*config) error
+
+type config struct {
+	propertyKey     string
+	nodeTag         tagctx.Tag
+	nodeTagSet      bool
+	prefix          string
+	observer        tagctx.Observer
+	nameServers     []string
+	consumerOpts    []consumer.Option
+	refresh         time.Duration
+	staleness       time.Duration
+	offlineAfter    int
+	takeoverMargin  time.Duration
+	adminTimeout    time.Duration
+	instance        string
+	handoverBatch   int
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		propertyKey:    tagctx.DefaultBaggageKey,
+		refresh:        DefaultRefreshInterval,
+		offlineAfter:   DefaultOfflineAfter,
+		takeoverMargin: DefaultTakeoverMargin,
+		handoverBatch:  32,
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return config{}, err
+		}
+	}
+	if c.staleness == 0 {
+		c.staleness = DefaultStalenessFactor * c.refresh
+	}
+	if c.staleness < c.refresh {
+		return config{}, fmt.Errorf("mq: staleness bound %v is shorter than the refresh interval %v", c.staleness, c.refresh)
+	}
+	if !c.nodeTagSet {
+		c.nodeTag = tagctx.Node()
+	}
+	return c, nil
+}
+
+// WithPropertyKey sets the message user property carrying the tag
+// (default tagctx.DefaultBaggageKey, "x-tag").
+func WithPropertyKey(key string) Option {
+	return func(c *config) error {
+		if key == "" {
+			return fmt.Errorf("mq: empty property key")
+		}
+		c.propertyKey = key
+		return nil
+	}
+}
+
+// WithNodeTag sets the consumer's role explicitly: a lane consumer of tag,
+// or, with the zero Tag, a stable consumer. The default is tagctx.Node().
+func WithNodeTag(tag tagctx.Tag) Option {
+	return func(c *config) error {
+		c.nodeTag, c.nodeTagSet = tag, true
+		return nil
+	}
+}
+
+// WithGroupPrefix prefixes the stable group (e.g. "test_" makes base group
+// "orders" the stable group "test_orders"). Lane groups are always
+// "<tag>_<base>".
+func WithGroupPrefix(prefix string) Option {
+	return func(c *config) error {
+		if prefix != "" && !validGroupChars(prefix) {
+			return fmt.Errorf("mq: group prefix %q: want characters of [%%|a-zA-Z0-9_-]", prefix)
+		}
+		c.prefix = prefix
+		return nil
+	}
+}
+
+// WithObserver receives the route proof of every handled message group.
+func WithObserver(o tagctx.Observer) Option {
+	return func(c *config) error {
+		c.observer = o
+		return nil
+	}
+}
+
+// WithNameServer sets the name servers. NewConsumer needs them for its own
+// admin queries (liveness, offsets) and passes them on to the push consumer.
+func WithNameServer(addrs ...string) Option {
+	return func(c *config) error {
+		if len(addrs) == 0 || slices.Contains(addrs, "") {
+			return fmt.Errorf("mq: name server list %q has an empty entry", addrs)
+		}
+		c.nameServers = slices.Clone(addrs)
+		return nil
+	}
+}
+
+// WithConsumerOptions passes options to the underlying push consumer
+// (credentials, batch size, ...). The group name, the client instance and
+// the message model are the lanes' to set: a later consumer.WithGroupName,
+// consumer.WithInstance or consumer.WithConsumerModel here is overridden.
+func WithConsumerOptions(opts ...consumer.Option) Option {
+	return func(c *config) error {
+		c.consumerOpts = append(c.consumerOpts, opts...)
+		return nil
+	}
+}
+
+// WithRefreshInterval sets how often a stable consumer reads lane liveness
+// (default DefaultRefreshInterval; at least MinRefreshInterval).
+func WithRefreshInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d < MinRefreshInterval {
+			return fmt.Errorf("mq: refresh interval %v below %v", d, MinRefreshInterval)
+		}
+		c.refresh = d
+		return nil
+	}
+}
+
+// WithStaleness sets how old a liveness view may get before a stable
+// consumer handles every tag itself (default DefaultStalenessFactor times
+// the refresh interval).
+func WithStaleness(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("mq: staleness bound %v must be positive", d)
+		}
+		c.staleness = d
+		return nil
+	}
+}
+
+// WithOfflineAfter sets how many consecutive offline answers make an online
+// lane offline (default DefaultOfflineAfter).
+func WithOfflineAfter(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("mq: offline-after count %d must be at least 1", n)
+		}
+		c.offlineAfter = n
+		return nil
+	}
+}
+
+// WithTakeoverMargin sets the margin added to the takeover delay (default
+// DefaultTakeoverMargin).
+func WithTakeoverMargin(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("mq: takeover margin %v is negative", d)
+		}
+		c.takeoverMargin = d
+		return nil
+	}
+}
+
+// WithAdminTimeout bounds each admin request (default 3 s).
+func WithAdminTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("mq: admin timeout %v must be positive", d)
+		}
+		c.adminTimeout = d
+		return nil
+	}
+}
+
+// WithInstanceName sets the push consumer's client instance name, which
+// must be unique in the process (default: generated). The lanes need a
+// connection of their own per consumer: on a shared one, a stopped group
+// stays "online" for about two minutes.
+func WithInstanceName(name string) Option {
+	return func(c *config) error {
+		if name == "" {
+			return fmt.Errorf("mq: empty instance name")
+		}
+		c.instance = name
+		return nil
+	}
+}

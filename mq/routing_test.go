@@ -1,0 +1,57 @@
+package mq_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/taglane/taglane/mq/rocketmqtest"
+)
+
+// TestRouting: untagged → stable only; an online lane's tag → that lane
+// only; a tag with no lane → stable.
+func TestRouting(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "orders"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
+	startConsumer(t, s, "svc", topic, "blue", nil, rec)
+	waitOnline(t, stable, "blue")
+	p := newProducer(t, s)
+
+	untagged, blue, green := bodies("untagged", 20), bodies("blue", 20), bodies("green", 20)
+	send(t, p, topic, "", untagged)
+	send(t, p, topic, "blue", blue)
+	send(t, p, topic, "green", green)
+	all := append(append(append([]string{}, untagged...), blue...), green...)
+	rec.waitBodies(t, 20*time.Second, all)
+
+	got := rec.byBody()
+	check := func(bs []string, want string) {
+		t.Helper()
+		for _, b := range bs {
+			if len(got[b]) != 1 || got[b][0] != want {
+				t.Errorf("%s handled by %q, want once by %q", b, got[b], want)
+			}
+		}
+	}
+	check(untagged, "stable")
+	check(blue, "blue")
+	check(green, "stable")
+	for _, d := range rec.snapshot() {
+		wantTag := ""
+		switch {
+		case len(d.body) > 4 && d.body[:4] == "blue":
+			wantTag = "blue"
+		case len(d.body) > 5 && d.body[:5] == "green":
+			wantTag = "green"
+		}
+		if d.ctxTag != wantTag {
+			t.Errorf("%s: handler ctx tag %q, want %q", d.body, d.ctxTag, wantTag)
+		}
+	}
+}

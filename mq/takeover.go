@@ -1,0 +1,361 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/taglane/taglane/mq/internal/admin"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// retryPrefix is RocketMQ's retry topic prefix (MixAll.RETRY_GROUP_TOPIC_PREFIX).
+const retryPrefix = "%RETRY%"
+
+// seed gives a lane group that never consumed a topic the stable group's
+// committed offsets on every queue, so the lane starts where stable is: no
+// replay of history, no gap. "Never consumed" cannot be read from
+// QUERY_CONSUMER_OFFSET, which answers 0 for an unknown group; a group that
+// consumed or committed is listed by QUERY_TOPIC_CONSUME_BY_WHO.
+func (c *Consumer) seed(ctx context.Context) error {
+	for _, s := range c.topics() {
+		bs, err := c.admin.Route(ctx, s.topic)
+		if err != nil {
+			return fmt.Errorf("mq: seed lane group %q: %w", c.group, err)
+		}
+		for _, b := range bs {
+			groups, err := c.admin.ConsumeByWho(ctx, b.Addr, s.topic)
+			if err != nil {
+				return fmt.Errorf("mq: seed lane group %q: %w", c.group, err)
+			}
+			if slices.Contains(groups, c.group) {
+				continue // a restarted lane resumes from its own offsets
+			}
+			stablePresent := slices.Contains(groups, c.stable)
+			for id := range b.Queues {
+				q := admin.Queue{Addr: b.Addr, Topic: s.topic, ID: id}
+				var off int64
+				if stablePresent {
+					off, err = c.admin.CommittedOffset(ctx, q, c.stable)
+				} else {
+					// No stable group either: nobody owes this lane
+					// history; start at the end, as ConsumeFromLastOffset means.
+					off, err = c.admin.MaxOffset(ctx, q)
+				}
+				if err == nil {
+					err = c.admin.UpdateOffset(ctx, q, c.group, off)
+				}
+				if err != nil {
+					return fmt.Errorf("mq: seed lane group %q: %w", c.group, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// takeoverDelay is how long the leader waits after its view turned a lane
+// offline before handing the lane's messages over: by then every stable
+// instance has turned it offline too (or its view went stale), so none
+// skips that tag any more, and every message one skipped is below the
+// queue's max offset the takeover reads.
+func (c *Consumer) takeoverDelay() time.Duration {
+	return c.cfg.staleness + time.Duration(c.cfg.offlineAfter)*c.cfg.refresh + c.cfg.takeoverMargin
+}
+
+func (c *Consumer) takeoverLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		c.takeoverTick()
+	}
+}
+
+// takeoverTick does the leader's work for every offline lane.
+func (c *Consumer) takeoverTick() {
+	if !c.leader.Load() || !c.fresh() {
+		return
+	}
+	type job struct {
+		tag     tagctx.Tag
+		group   string
+		pending bool
+		written map[admin.Queue]int64
+	}
+	now := time.Now()
+	var jobs []job
+	c.mu.Lock()
+	for t, ls := range c.lanes {
+		if ls.online {
+			continue
+		}
+		if ls.pending && now.Sub(ls.offlineSince) >= c.takeoverDelay() {
+			jobs = append(jobs, job{tag: t, group: ls.group, pending: true})
+		} else if ls.settled {
+			jobs = append(jobs, job{tag: t, group: ls.group, written: ls.written})
+		}
+	}
+	c.mu.Unlock()
+	for _, j := range jobs {
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if j.pending {
+			written, err := c.takeover(ctx, j.tag, j.group)
+			c.mu.Lock()
+			if ls := c.lanes[j.tag]; ls != nil && !ls.online && err == nil {
+				ls.pending, ls.settled, ls.written = false, true, written
+				c.takeovers.Add(1)
+			}
+			c.mu.Unlock()
+		} else {
+			written, relive, err := c.keepUp(ctx, j.group, j.written)
+			c.mu.Lock()
+			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.settled {
+				switch {
+				case relive:
+					ls.pending, ls.settled, ls.written = true, false, nil
+				case err == nil:
+					ls.written = written
+				}
+			}
+			c.mu.Unlock()
+		}
+		cancel()
+	}
+}
+
+func (c *Consumer) fresh() bool {
+	v := c.view.Load()
+	return v != nil && time.Now().Before(v.until)
+}
+
+// takeover hands the offline lane's messages to the stable handler: on
+// every queue, those of its tag from the lane group's committed offset to
+// the queue's max offset, then the lane group's retry backlog; each queue's
+// lane offset is moved past what was handed over. A handler failure stops
+// that queue there, to be retried at the next tick.
+func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string) (map[admin.Queue]int64, error) {
+	written := map[admin.Queue]int64{}
+	var errs []error
+	for _, s := range c.topics() {
+		bs, err := c.admin.Route(ctx, s.topic)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, b := range bs {
+			for id := range b.Queues {
+				q := admin.Queue{Addr: b.Addr, Topic: s.topic, ID: id}
+				lo, err := c.admin.CommittedOffset(ctx, q, laneGroup)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				hi, err := c.admin.MaxOffset(ctx, q)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				reached, err := c.handover(ctx, q, b.Name, s.expr, t, lo, hi)
+				if reached > lo {
+					if uerr := c.admin.UpdateOffset(ctx, q, laneGroup, reached); uerr != nil {
+						errs = append(errs, uerr)
+						continue
+					}
+				}
+				written[q] = max(reached, lo)
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if err := c.drainRetry(ctx, laneGroup); err != nil {
+		errs = append(errs, err)
+	}
+	return written, errors.Join(errs...)
+}
+
+// drainRetry hands over everything in the lane group's retry topic up to
+// its max offset. Retries still waiting in the broker's schedule surface
+// later, so the leader calls it on every tick while the lane stays offline.
+func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
+	topic := retryPrefix + laneGroup
+	bs, err := c.admin.Route(ctx, topic)
+	if errors.Is(err, admin.ErrTopicNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, b := range bs {
+		for id := range b.Queues {
+			q := admin.Queue{Addr: b.Addr, Topic: topic, ID: id}
+			lo, err := c.admin.CommittedOffset(ctx, q, laneGroup)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			hi, err := c.admin.MaxOffset(ctx, q)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if lo >= hi {
+				continue
+			}
+			reached, err := c.handover(ctx, q, b.Name, "*", tagctx.Tag{}, lo, hi)
+			if reached > lo {
+				if uerr := c.admin.UpdateOffset(ctx, q, laneGroup, reached); uerr != nil {
+					errs = append(errs, uerr)
+				}
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// handover pulls [lo, hi) of q and hands the messages of tag t (all
+// messages, for the zero t: a lane's retry topic holds only what the lane
+// handled) to the stable handler, grouped by tag. It returns the offset up
+// to which everything was handed over.
+func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, lo, hi int64) (int64, error) {
+	off := lo
+	for off < hi {
+		if err := ctx.Err(); err != nil {
+			return off, err
+		}
+		r, err := c.admin.Pull(ctx, q, brokerName, c.stable, expr, off, c.cfg.handoverBatch)
+		if err != nil {
+			return off, err
+		}
+		if len(r.Msgs) == 0 {
+			if r.Next <= off {
+				return off, nil // nothing more the broker will give
+			}
+			off = min(r.Next, hi)
+			continue
+		}
+		var groups []tagGroup
+		next := off
+		for _, m := range r.Msgs {
+			if m.QueueOffset >= hi {
+				break
+			}
+			next = m.QueueOffset + 1
+			mt, _, rej := c.filter.decide(m, nil)
+			if !t.IsZero() && (rej != nil || mt != t) {
+				continue
+			}
+			i := 0
+			for ; i < len(groups); i++ {
+				if groups[i].tag == mt && (groups[i].rejected == nil) == (rej == nil) {
+					break
+				}
+			}
+			if i == len(groups) {
+				groups = append(groups, tagGroup{tag: mt, rejected: rej})
+			}
+			groups[i].msgs = append(groups[i].msgs, m)
+		}
+		if next == off {
+			next = min(r.Next, hi)
+		}
+		for _, g := range groups {
+			topic := g.msgs[0].Topic
+			s := c.subscriptionOf(topic)
+			if s == nil {
+				return off, fmt.Errorf("mq: hand over %s: no handler for topic %q", q, topic)
+			}
+			res, err := c.deliver(ctx, s, g.tag, g.rejected, tagctx.RouteFallback, g.msgs)
+			if err == nil && res != consumer.ConsumeSuccess {
+				err = fmt.Errorf("mq: hand over %s at %d: handler asked to retry", q, off)
+			}
+			if err != nil {
+				return off, err
+			}
+			c.redelivered.Add(uint64(len(g.msgs)))
+		}
+		off = next
+	}
+	return off, nil
+}
+
+// keepUp runs while a settled lane stays offline: it drains the lane's
+// retry topic and moves the lane's offsets up to the stable group's
+// committed offsets, which stable reached handling the tag itself, so a
+// lane restarted later does not replay them. relive reports that someone
+// else moved the lane's offsets: the lane lived between two refreshes, and
+// its skipped messages need a full takeover again.
+func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[admin.Queue]int64) (map[admin.Queue]int64, bool, error) {
+	var errs []error
+	if err := c.drainRetry(ctx, laneGroup); err != nil {
+		errs = append(errs, err)
+	}
+	type move struct {
+		q  admin.Queue
+		to int64
+	}
+	var moves []move
+	next := make(map[admin.Queue]int64, len(written))
+	for q, w := range written {
+		next[q] = w
+		lane, err := c.admin.CommittedOffset(ctx, q, laneGroup)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if lane != w {
+			return nil, true, nil
+		}
+		st, err := c.admin.CommittedOffset(ctx, q, c.stable)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if st > lane {
+			moves = append(moves, move{q, st})
+		}
+	}
+	if len(moves) == 0 {
+		return next, false, errors.Join(errs...)
+	}
+	// Read liveness again after the stable offsets: if the lane is still
+	// offline now, no stable instance skipped its tag below them.
+	routes, _ := c.brokersOf(ctx)
+	if l, _ := c.probe(ctx, laneGroup, addrsOf(routes)); l != offline {
+		return written, false, errors.Join(errs...)
+	}
+	for _, m := range moves {
+		if err := c.admin.UpdateOffset(ctx, m.q, laneGroup, m.to); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		next[m.q] = m.to
+	}
+	return next, false, errors.Join(errs...)
+}
