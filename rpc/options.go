@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -64,22 +66,41 @@ func (o *options) nodeTag() tagctx.Tag {
 }
 
 // WithMetadataKey sets the metadata key of the tag (default "x-tag"). It is
-// lowercased: gRPC refuses upper case metadata keys.
+// lowercased, as gRPC sends keys. It panics, when called, if key is not a
+// key gRPC would carry as text: empty, outside [0-9a-z-_.], reserved
+// ("grpc-" prefix), binary ("-bin" suffix) or "baggage".
 func WithMetadataKey(key string) Option {
-	return func(o *options) {
-		if key != "" {
-			o.mdKey = strings.ToLower(key)
-		}
+	key = strings.ToLower(key)
+	if err := checkMetadataKey(key); err != nil {
+		panic(err)
 	}
+	return func(o *options) { o.mdKey = key }
 }
 
 // WithBaggageKey sets the W3C baggage member of the tag (default "x-tag").
+// It panics, when called, if key is empty or holds a character that
+// would break the baggage list (space, ',', ';', '=', '%', '"').
 func WithBaggageKey(key string) Option {
-	return func(o *options) {
-		if key != "" {
-			o.baggageKey = key
+	if key == "" || strings.ContainsAny(key, " \t,;=%\"") {
+		panic(fmt.Sprintf("rpc: baggage key %q: want a non-empty token", key))
+	}
+	return func(o *options) { o.baggageKey = key }
+}
+
+func checkMetadataKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("rpc: metadata key is empty")
+	case strings.HasPrefix(key, "grpc-"), strings.HasSuffix(key, "-bin"), key == tagctx.BaggageHeader:
+		return fmt.Errorf("rpc: metadata key %q is reserved, binary or baggage", key)
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("rpc: metadata key %q: character %q not in [0-9a-z-_.]", key, c)
 		}
 	}
+	return nil
 }
 
 // WithTrust sets whose tags a server believes (default: every valid tag,

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -384,5 +385,38 @@ func TestServerInterceptorScrubsOpenTelemetryBaggage(t *testing.T) {
 	}
 	if diff := cmp.Diff(got, "user=42"); diff != "" {
 		t.Errorf("baggage the handler sees (-got +want):\n%s", diff)
+	}
+}
+
+func TestKeyOptionsPanicOnBadKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  func()
+		want string
+	}{
+		{name: "empty metadata key", opt: func() { rpc.WithMetadataKey("") }, want: "rpc: metadata key is empty"},
+		{name: "reserved metadata key", opt: func() { rpc.WithMetadataKey("grpc-tag") }, want: `rpc: metadata key "grpc-tag" is reserved, binary or baggage`},
+		{name: "binary metadata key", opt: func() { rpc.WithMetadataKey("tag-bin") }, want: `rpc: metadata key "tag-bin" is reserved, binary or baggage`},
+		{name: "baggage as metadata key", opt: func() { rpc.WithMetadataKey("Baggage") }, want: `rpc: metadata key "baggage" is reserved, binary or baggage`},
+		{name: "bad character", opt: func() { rpc.WithMetadataKey("x tag") }, want: `rpc: metadata key "x tag": character ' ' not in [0-9a-z-_.]`},
+		{name: "empty baggage key", opt: func() { rpc.WithBaggageKey("") }, want: `rpc: baggage key "": want a non-empty token`},
+		{name: "baggage key with '='", opt: func() { rpc.WithBaggageKey("a=b") }, want: `rpc: baggage key "a=b": want a non-empty token`},
+		{name: "good keys", opt: func() { rpc.WithMetadataKey("X-Lane"); rpc.WithBaggageKey("lane") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := func() (msg string) {
+				defer func() {
+					if r := recover(); r != nil {
+						msg = fmt.Sprint(r)
+					}
+				}()
+				tt.opt()
+				return ""
+			}()
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("panic (-got +want):\n%s", diff)
+			}
+		})
 	}
 }
