@@ -139,12 +139,20 @@ type jsonHeader struct {
 }
 
 func decodeJSONHeader(b []byte) (*Command, error) {
+	if c, ok := decodeJSONHeaderFast(b); ok {
+		return c, nil
+	}
+	return decodeJSONHeaderStd(b)
+}
+
+func decodeJSONHeaderStd(b []byte) (*Command, error) {
 	var h jsonHeader
 	if err := json.Unmarshal(b, &h); err != nil {
 		return nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
 	}
 	lang := string(h.Language)
-	if s, err := strconv.Unquote(lang); err == nil {
+	var s string
+	if json.Unmarshal(h.Language, &s) == nil {
 		lang = s
 	}
 	if h.ExtFields == nil {

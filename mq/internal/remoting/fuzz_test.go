@@ -52,3 +52,28 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJSONHeader checks that the reflection-free JSON header decoder agrees
+// with encoding/json whenever it accepts a header.
+func FuzzJSONHeader(f *testing.F) {
+	f.Add([]byte(`{"code":10,"language":"GO","version":317,"opaque":1,"flag":0,"remark":"","extFields":{"b":"t","i":"UNIQ_KEY\u0001x\u0002"}}`))
+	f.Add([]byte(`{"code":-1,"extFields":null,"remark":null,"serializeTypeCurrentRPC":"JSON"}`))
+	f.Add([]byte(`{"Code":1}`))
+	f.Add([]byte(`{"opaque":2147483648}`))
+	f.Add([]byte(`{"remark":"\ud800\u00e9\xff"}`))
+	f.Add([]byte(` { } `))
+	f.Add([]byte(`{"language":"\/\u0041"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := remoting.DecodeJSONHeaderFast(b)
+		if !ok {
+			return
+		}
+		std, err := remoting.DecodeJSONHeaderStd(b)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json refuses it: %v", b, err)
+		}
+		if diff := cmp.Diff(fast, std); diff != "" {
+			t.Errorf("decoders disagree on %q (-fast +std):\n%s", b, diff)
+		}
+	})
+}
