@@ -53,7 +53,7 @@ func Extract(tagValues, baggageValues []string, baggageKey string) (t Tag, found
 		t, err := Parse(tagValues[0])
 		for _, v := range tagValues[1:] {
 			if v != tagValues[0] {
-				return Tag{}, true, fmt.Errorf("tagctx: conflicting tag header values %q and %q", tagValues[0], v)
+				return Tag{}, true, fmt.Errorf("tagctx: conflicting tag header values %q and %q: %w", tagValues[0], v, ErrInvalidTag)
 			}
 		}
 		return t, true, err
@@ -82,7 +82,7 @@ func fromBaggage(values []string, key string) (Tag, bool, error) {
 			if strings.IndexByte(val, '%') >= 0 {
 				dec, err := url.PathUnescape(val)
 				if err != nil {
-					return Tag{}, true, fmt.Errorf("tagctx: baggage member %q: %w", key, err)
+					return Tag{}, true, fmt.Errorf("tagctx: baggage member %q: %w: %w", key, ErrInvalidTag, err)
 				}
 				val = dec
 			}

@@ -50,6 +50,10 @@ func TestExtract(t *testing.T) {
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Errorf("error %v, want one containing %q", err, tt.wantErr)
 			}
+			// Every refusal is classifiable: over the limits, or invalid.
+			if err != nil && !errors.Is(err, ErrLimit) && !errors.Is(err, ErrInvalidTag) {
+				t.Errorf("error %v matches neither ErrLimit nor ErrInvalidTag", err)
+			}
 			if strings.Contains(tt.wantErr, "limit") && !errors.Is(err, ErrLimit) {
 				t.Errorf("errors.Is(%v, ErrLimit) = false", err)
 			}

@@ -1,10 +1,16 @@
 package tagctx
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 )
+
+// ErrUntrusted is matched (errors.Is) by every refusal Trust.Check returns,
+// so an observer can tell a refused tag from an invalid one (ErrInvalidTag)
+// or input over the limits (ErrLimit).
+var ErrUntrusted = errors.New("inbound tag not trusted")
 
 // Trust decides whether an entry point believes the tag a caller sent. The
 // zero Trust accepts every valid tag, right for test environments; a
@@ -51,12 +57,12 @@ func (t Trust) Check(tag Tag, peer netip.Addr) error {
 	case trustAll:
 		return nil
 	case trustNone:
-		return fmt.Errorf("tagctx: tag %q stripped: this entry point trusts no inbound tag", tag.s)
+		return fmt.Errorf("tagctx: tag %q stripped: this entry point trusts no inbound tag: %w", tag.s, ErrUntrusted)
 	case trustTags:
 		if slices.Contains(t.tags, tag) {
 			return nil
 		}
-		return fmt.Errorf("tagctx: tag %q is not in the trusted list", tag.s)
+		return fmt.Errorf("tagctx: tag %q is not in the trusted list: %w", tag.s, ErrUntrusted)
 	}
 	peer = peer.Unmap()
 	for _, n := range t.nets {
@@ -64,5 +70,5 @@ func (t Trust) Check(tag Tag, peer netip.Addr) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("tagctx: tag %q from untrusted peer %q", tag.s, peer)
+	return fmt.Errorf("tagctx: tag %q from untrusted peer %q: %w", tag.s, peer, ErrUntrusted)
 }

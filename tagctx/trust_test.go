@@ -1,6 +1,7 @@
 package tagctx
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -31,6 +32,9 @@ func TestTrust(t *testing.T) {
 			err := tt.trust.Check(tt.tag, tt.peer)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("Check = %v, want %q", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrUntrusted) {
+				t.Errorf("errors.Is(%v, ErrUntrusted) = false", err)
 			}
 		})
 	}
