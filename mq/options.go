@@ -38,20 +38,20 @@ const (
 type Option func(*config) error
 
 type config struct {
-	propertyKey     string
-	nodeTag         tagctx.Tag
-	nodeTagSet      bool
-	prefix          string
-	observer        tagctx.Observer
-	nameServers     []string
-	consumerOpts    []consumer.Option
-	refresh         time.Duration
-	staleness       time.Duration
-	offlineAfter    int
-	takeoverMargin  time.Duration
-	adminTimeout    time.Duration
-	instance        string
-	handoverBatch   int
+	propertyKey    string
+	nodeTag        tagctx.Tag
+	nodeTagSet     bool
+	prefix         string
+	observer       tagctx.Observer
+	nameServers    []string
+	consumerOpts   []consumer.Option
+	refresh        time.Duration
+	staleness      time.Duration
+	offlineAfter   int
+	takeoverMargin time.Duration
+	adminTimeout   time.Duration
+	instance       string
+	handoverBatch  int
 }
 
 func newConfig(opts []Option) (config, error) {

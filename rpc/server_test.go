@@ -116,7 +116,7 @@ func TestServerInterceptor(t *testing.T) {
 			want: served{Route: "unknown", Rejected: "invalid", Code: codes.InvalidArgument}},
 		{name: "conflicting tag values",
 			md:   metadata.Pairs("x-tag", "a", "x-tag", "b"),
-			want: served{Called: true, Route: "matched", Rejected: "other"}},
+			want: served{Called: true, Route: "matched", Rejected: "invalid"}},
 		{name: "baggage over the member limit",
 			md:   metadata.Pairs("baggage", many),
 			opts: []rpc.Option{rpc.WithRejectInvalid()},

@@ -140,7 +140,7 @@ func ExampleDecide() {
 func ExampleTrustNone() {
 	edge := tagctx.TrustNone() // a production edge: outside callers cannot pick a lane
 	fmt.Println(edge.Check(tagctx.MustParse("feature-x"), netipUnknown))
-	// Output: tagctx: tag "feature-x" stripped: this entry point trusts no inbound tag
+	// Output: tagctx: tag "feature-x" not trusted: this entry point strips inbound tags
 }
 
 var netipUnknown netip.Addr

@@ -10,7 +10,7 @@ import (
 // ErrUntrusted is matched (errors.Is) by every refusal Trust.Check returns,
 // so an observer can tell a refused tag from an invalid one (ErrInvalidTag)
 // or input over the limits (ErrLimit).
-var ErrUntrusted = errors.New("inbound tag not trusted")
+var ErrUntrusted = errors.New("not trusted")
 
 // Trust decides whether an entry point believes the tag a caller sent. The
 // zero Trust accepts every valid tag, right for test environments; a
@@ -57,12 +57,12 @@ func (t Trust) Check(tag Tag, peer netip.Addr) error {
 	case trustAll:
 		return nil
 	case trustNone:
-		return fmt.Errorf("tagctx: tag %q stripped: this entry point trusts no inbound tag: %w", tag.s, ErrUntrusted)
+		return fmt.Errorf("tagctx: tag %q %w: this entry point strips inbound tags", tag.s, ErrUntrusted)
 	case trustTags:
 		if slices.Contains(t.tags, tag) {
 			return nil
 		}
-		return fmt.Errorf("tagctx: tag %q is not in the trusted list: %w", tag.s, ErrUntrusted)
+		return fmt.Errorf("tagctx: tag %q %w: not in the trusted list", tag.s, ErrUntrusted)
 	}
 	peer = peer.Unmap()
 	for _, n := range t.nets {
@@ -70,5 +70,5 @@ func (t Trust) Check(tag Tag, peer netip.Addr) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("tagctx: tag %q from untrusted peer %q: %w", tag.s, peer, ErrUntrusted)
+	return fmt.Errorf("tagctx: tag %q %w: peer %q is outside the trusted networks", tag.s, ErrUntrusted, peer)
 }

@@ -19,13 +19,13 @@ func TestTrust(t *testing.T) {
 	}{
 		{name: "zero value accepts", trust: Trust{}, tag: a},
 		{name: "all", trust: TrustAll(), tag: a, peer: outside},
-		{name: "none", trust: TrustNone(), tag: a, wantErr: "trusts no inbound tag"},
+		{name: "none", trust: TrustNone(), tag: a, wantErr: `"a" not trusted: this entry point strips inbound tags`},
 		{name: "listed tag", trust: TrustTags(a), tag: a},
-		{name: "unlisted tag", trust: TrustTags(a), tag: MustParse("b"), wantErr: `"b" is not in the trusted list`},
+		{name: "unlisted tag", trust: TrustTags(a), tag: MustParse("b"), wantErr: `"b" not trusted: not in the trusted list`},
 		{name: "trusted network", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: inside},
 		{name: "v4-mapped v6 peer", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: netip.AddrFrom16(inside.As16())},
-		{name: "untrusted network", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: outside, wantErr: "untrusted peer"},
-		{name: "unknown peer refused", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, wantErr: "untrusted peer"},
+		{name: "untrusted network", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: outside, wantErr: `peer "192.0.2.1" is outside the trusted networks`},
+		{name: "unknown peer refused", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, wantErr: "outside the trusted networks"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
