@@ -27,11 +27,12 @@ const (
 // ErrUntrusted is matched (errors.Is) by Observation.Rejected when the
 // trust policy refused an inbound tag, as opposed to an invalid one
 // (tagctx.ErrInvalidTag) or headers over the limits (tagctx.ErrLimit).
-var ErrUntrusted = errors.New("httpmw: inbound tag not trusted")
+// It is tagctx.ErrUntrusted, so one errors.Is works for every entry point.
+var ErrUntrusted = tagctx.ErrUntrusted
 
 // errStripped is prebuilt: a production edge under TrustNone sees lane tags
 // from every curious caller and should not pay for an error each time.
-var errStripped = fmt.Errorf("%w: this entry point strips inbound tags", ErrUntrusted)
+var errStripped = fmt.Errorf("httpmw: inbound tag %w: this entry point strips inbound tags", ErrUntrusted)
 
 const (
 	baggageHeader = "Baggage" // canonical form of tagctx.BaggageHeader
@@ -204,7 +205,7 @@ func (s *server) extract(r *http.Request) (tagctx.Tag, error) {
 		return tagctx.Tag{}, err
 	}
 	if err := s.trust.Check(t, s.peer(r)); err != nil {
-		return tagctx.Tag{}, fmt.Errorf("%w: %w", ErrUntrusted, err)
+		return tagctx.Tag{}, fmt.Errorf("httpmw: %w", err)
 	}
 	return t, nil
 }

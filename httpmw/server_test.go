@@ -186,7 +186,7 @@ func TestPrecedence(t *testing.T) {
 		{
 			name:   "conflicting X-Tag values",
 			header: http.Header{"X-Tag": {"feature-x", "feature-y"}},
-			want:   rejected(`other: httpmw: header "X-Tag": tagctx: conflicting tag header values "feature-x" and "feature-y"`),
+			want:   rejected("invalid"),
 		},
 	}
 	for _, tt := range tests {
@@ -472,7 +472,7 @@ func TestInvalid(t *testing.T) {
 		{
 			name:     "bad baggage member",
 			header:   http.Header{"Baggage": {"x-tag=feature%zz"}},
-			reason:   "other: httpmw: baggage: tagctx: baggage member \"x-tag\": invalid URL escape \"%zz\"",
+			reason:   "invalid",
 			wantBody: `httpmw: baggage: tagctx: baggage member "x-tag"`,
 		},
 		{
