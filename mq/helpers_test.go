@@ -245,3 +245,119 @@ func bodies(prefix string, n int) []string {
 	}
 	return out
 }
+
+// stream sends messages round-robin over tags ("" for untagged) in the
+// background, one per tick, until stopped.
+type stream struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	sent map[string][]string // tag -> bodies, in send order
+	n    int
+}
+
+func startStream(t testing.TB, p rocketmq.Producer, topic, prefix string, every time.Duration, tags ...string) *stream {
+	st := &stream{stop: make(chan struct{}), done: make(chan struct{}), sent: map[string][]string{}}
+	go func() {
+		defer close(st.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-st.stop:
+				return
+			case <-tick.C:
+			}
+			tag := tags[i%len(tags)]
+			ctx := tagctx.WithUntagged(context.Background())
+			name := "untagged"
+			if tag != "" {
+				ctx, name = tagctx.With(context.Background(), tagctx.MustParse(tag)), tag
+			}
+			body := fmt.Sprintf("%s-%s-%05d", prefix, name, i)
+			if _, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(body))); err != nil {
+				t.Errorf("send %q: %v", body, err)
+				continue
+			}
+			st.mu.Lock()
+			st.sent[tag] = append(st.sent[tag], body)
+			st.n++
+			st.mu.Unlock()
+		}
+	}()
+	t.Cleanup(st.halt)
+	return st
+}
+
+func (st *stream) halt() {
+	select {
+	case <-st.stop:
+	default:
+		close(st.stop)
+	}
+	<-st.done
+}
+
+// count returns how many messages were sent so far.
+func (st *stream) count() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.n
+}
+
+// bodies stops the stream and returns what it sent with tag.
+func (st *stream) bodies(tag string) []string {
+	st.halt()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.sent[tag])
+}
+
+// waitSent waits until the stream sent n more messages.
+func (st *stream) waitSent(t testing.TB, n int) {
+	t.Helper()
+	target := st.count() + n
+	waitFor(t, 20*time.Second, func() string {
+		if c := st.count(); c < target {
+			return fmt.Sprintf("stream sent %d of %d", c, target)
+		}
+		return ""
+	}, nil)
+}
+
+// gate makes a lane handler die like a crashed process: from kill on, it
+// handles nothing and never returns until the test ends.
+type gate struct {
+	dead    atomic.Bool
+	release chan struct{}
+}
+
+func newGate(t testing.TB) *gate {
+	g := &gate{release: make(chan struct{})}
+	t.Cleanup(func() { close(g.release) })
+	return g
+}
+
+func (g *gate) wrap(h mq.Handler) mq.Handler {
+	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		if g.dead.Load() {
+			<-g.release
+			return consumer.ConsumeRetryLater, nil
+		}
+		return h(ctx, msgs...)
+	}
+}
+
+// crash kills a lane consumer: its handler freezes, the broker drops its
+// connections at once (as the kernel closes a killed process's sockets),
+// and Shutdown keeps the frozen client from reconnecting and rejoining at
+// its next heartbeat. Its offsets stay where its handler got.
+func crash(t testing.TB, s *rocketmqtest.Server, c *mq.Consumer, g *gate) {
+	t.Helper()
+	id := clientID(t, s, c)
+	g.dead.Store(true)
+	if s.DropClient(id) == 0 {
+		t.Fatalf("DropClient(%q) closed no connection", id)
+	}
+	c.Shutdown()
+}

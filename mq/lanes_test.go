@@ -1,0 +1,285 @@
+package mq_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/taglane/taglane/mq"
+	"github.com/taglane/taglane/mq/rocketmqtest"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// TestBatchGroupedByTag: a delivered batch of mixed tags reaches the
+// handler split by tag, each call's context carrying its tag.
+func TestBatchGroupedByTag(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "batch"
+	if err := s.CreateTopic(topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, s)
+	var want []string
+	for i, tag := range strings.Split("a,,b,a,,c,b,,a,c,,b", ",") {
+		b := fmt.Sprintf("m%02d-%s", i, tag)
+		send(t, p, topic, tag, []string{b})
+		want = append(want, b)
+	}
+	var mu sync.Mutex
+	var calls [][]string
+	rec := newRecorder()
+	h := func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		var call []string
+		for _, m := range msgs {
+			call = append(call, string(m.Body))
+			if got, want := tagctx.From(ctx).String(), m.GetProperty("x-tag"); got != want {
+				t.Errorf("%s: ctx tag %q in a call for tag %q", m.Body, got, want)
+			}
+		}
+		mu.Lock()
+		calls = append(calls, call)
+		mu.Unlock()
+		rec.add("stable", ctx, msgs)
+		return consumer.ConsumeSuccess, nil
+	}
+	startConsumer(t, s, "svc", topic, "", h, rec, mq.WithConsumerOptions(consumer.WithConsumeMessageBatchMaxSize(32)))
+	rec.waitBodies(t, 10*time.Second, want)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) >= len(want) {
+		t.Errorf("%d handler calls for %d messages: the batch was not delivered grouped: %q", len(calls), len(want), calls)
+	}
+	t.Logf("handler calls: %q", calls)
+}
+
+// TestLaneStartNoReplayNoGap: a lane consumer started while traffic flows
+// gets none of the messages stable handled before it, and every message of
+// its tag is handled.
+func TestLaneStartNoReplayNoGap(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "start"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
+	p := newProducer(t, s)
+	old := bodies("old-blue", 40)
+	send(t, p, topic, "blue", old)
+	rec.waitBodies(t, 10*time.Second, old)
+	// The seed copies stable's committed offsets; wait until the client's
+	// commit timer (first after 10 s) has written them.
+	waitFor(t, 20*time.Second, func() string {
+		for _, q := range s.Queues(topic) {
+			if got, _ := s.CommittedOffset(stable.Group(), q); got != s.MaxOffset(q) {
+				return fmt.Sprintf("stable committed %d of %d on %v", got, s.MaxOffset(q), q)
+			}
+		}
+		return ""
+	}, nil)
+
+	st := startStream(t, p, topic, "stream", 2*time.Millisecond, "blue", "")
+	st.waitSent(t, 50)
+	startConsumer(t, s, "svc", topic, "blue", nil, rec)
+	waitOnline(t, stable, "blue")
+	mark := st.count()
+	st.waitSent(t, 50)
+	blue := st.bodies("blue")
+	rec.waitBodies(t, 20*time.Second, append(blue, st.bodies("")...))
+
+	got := rec.byBody()
+	for _, b := range old {
+		if len(got[b]) != 1 || got[b][0] != "stable" {
+			t.Errorf("old message %s handled by %q: want once by stable, no replay", b, got[b])
+		}
+	}
+	after := 0
+	for _, b := range blue {
+		var i int
+		fmt.Sscanf(b[strings.LastIndexByte(b, '-')+1:], "%d", &i)
+		if i < mark+2 { // sent before stable saw the lane: either may handle it
+			continue
+		}
+		after++
+		if len(got[b]) != 1 || got[b][0] != "blue" {
+			t.Errorf("%s sent with the lane online handled by %q, want once by the lane", b, got[b])
+		}
+	}
+	t.Logf("%d blue messages in the stream, %d after the lane was seen online; duplicates %d", len(blue), after, rec.duplicates(blue))
+}
+
+// laneStopScenario runs stable(s) and a blue lane under a stream, stops
+// the lane mid-stream with stop, and checks that every blue message was
+// handled by the lane or by stable.
+func laneStopScenario(t *testing.T, stables int, stop func(*rocketmqtest.Server, *mq.Consumer, *gate)) []*mq.Consumer {
+	s := rocketmqtest.RunT(t)
+	const topic = "stop"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	var st []*mq.Consumer
+	for i := range stables {
+		st = append(st, startConsumer(t, s, "svc", topic, "", rec.handler(fmt.Sprintf("stable-%d", i)), rec))
+	}
+	g := newGate(t)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.handler("blue")), rec)
+	for _, c := range st {
+		waitOnline(t, c, "blue")
+	}
+	p := newProducer(t, s)
+	stream := startStream(t, p, topic, "stream", time.Millisecond, "blue", "", "blue", "green")
+	stream.waitSent(t, 200)
+	stop(s, lane, g)
+	stream.waitSent(t, 200)
+	blue := stream.bodies("blue")
+	all := append(append(append([]string{}, blue...), stream.bodies("")...), stream.bodies("green")...)
+	rec.waitBodies(t, 30*time.Second, all)
+	// Only blue reached the lane; only stable's own traffic the stables.
+	for _, d := range rec.snapshot() {
+		if d.consumer == "blue" && !strings.Contains(d.body, "-blue-") {
+			t.Errorf("misroute: lane blue handled %s", d.body)
+		}
+	}
+	var redelivered uint64
+	for _, c := range st {
+		redelivered += c.Stats().Redelivered
+	}
+	t.Logf("%d blue messages, handed over %d, duplicates %d (of all %d: %d)", len(blue), redelivered,
+		rec.duplicates(blue), len(all), rec.duplicates(all))
+	return st
+}
+
+func TestLaneGracefulStop(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	laneStopScenario(t, 1, func(_ *rocketmqtest.Server, c *mq.Consumer, _ *gate) { c.Shutdown() })
+}
+
+func TestLaneCrash(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	laneStopScenario(t, 1, func(s *rocketmqtest.Server, c *mq.Consumer, g *gate) { crash(t, s, c, g) })
+}
+
+// TestTwoStablesRedeliverOnce: with two stable instances, only the leader
+// hands the crashed lane's backlog over, so each message is redelivered
+// once.
+func TestTwoStablesRedeliverOnce(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "two"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	st := []*mq.Consumer{
+		startConsumer(t, s, "svc", topic, "", rec.handler("stable-0"), rec),
+		startConsumer(t, s, "svc", topic, "", rec.handler("stable-1"), rec),
+	}
+	g := newGate(t)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.handler("blue")), rec)
+	for _, c := range st {
+		waitOnline(t, c, "blue")
+	}
+	// The lane is frozen from the start: everything of its tag diverges.
+	g.dead.Store(true)
+	p := newProducer(t, s)
+	blue := bodies("diverged-blue", 200)
+	send(t, p, topic, "blue", blue)
+	crash(t, s, lane, g)
+	rec.waitBodies(t, 20*time.Second, blue)
+	got := rec.byBody()
+	for _, b := range blue {
+		if len(got[b]) != 1 {
+			t.Errorf("%s handled by %q, want once", b, got[b])
+		}
+	}
+	var handedOver []uint64
+	leaders := 0
+	for _, c := range st {
+		handedOver = append(handedOver, c.Stats().Redelivered)
+		if c.Stats().Redelivered > 0 {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("instances that handed messages over: %d (%v), want 1", leaders, handedOver)
+	}
+	t.Logf("handed over per stable instance %v; duplicates %d", handedOver, rec.duplicates(blue))
+}
+
+// TestTwoBrokersRetryDrained: on two brokers, the messages a lane asked to
+// retry wait in its retry topic; when it goes offline, stable gets them.
+func TestTwoBrokersRetryDrained(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2), rocketmqtest.WithDelayLevels(100*time.Millisecond))
+	const topic = "retry"
+	if err := s.CreateTopic(topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
+	retried := map[string]bool{}
+	var mu sync.Mutex
+	laneH := func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		for _, m := range msgs {
+			if strings.HasSuffix(string(m.Body), "0") {
+				mu.Lock()
+				retried[string(m.Body)] = true
+				mu.Unlock()
+				return consumer.ConsumeRetryLater, nil
+			}
+		}
+		rec.add("blue", ctx, msgs)
+		return consumer.ConsumeSuccess, nil
+	}
+	lane := startConsumer(t, s, "svc", topic, "blue", laneH, rec)
+	waitOnline(t, stable, "blue")
+	p := newProducer(t, s)
+	blue := bodies("blue", 80)
+	send(t, p, topic, "blue", blue)
+	retryTopic := rocketmqtest.RetryTopic(lane.Group())
+	waitFor(t, 20*time.Second, func() string {
+		if n := len(s.Messages(retryTopic)); n < 8 {
+			return fmt.Sprintf("%d of 8 messages in %s", n, retryTopic)
+		}
+		return ""
+	}, nil)
+	brokers := map[string]bool{}
+	for _, q := range s.Queues(retryTopic) {
+		if len(s.QueueMessages(q)) > 0 {
+			brokers[q.BrokerName] = true
+		}
+	}
+	lane.Shutdown()
+	rec.waitBodies(t, 20*time.Second, blue)
+	got := rec.byBody()
+	stableGot := 0
+	for b := range retried {
+		if len(got[b]) == 0 {
+			t.Errorf("retried %s never handled", b)
+		}
+		for _, who := range got[b] {
+			if who == "stable" {
+				stableGot++
+			}
+		}
+	}
+	if stableGot == 0 {
+		t.Error("stable handled none of the lane's retries: the retry topic was not drained")
+	}
+	t.Logf("retry topic on %d brokers; %d retried, %d handed to stable; redelivered %d; duplicates %d",
+		len(brokers), len(retried), stableGot, stable.Stats().Redelivered, rec.duplicates(blue))
+}
