@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/taglane/taglane/rpc"
 	"github.com/taglane/taglane/tagctx"
@@ -74,6 +75,10 @@ func BenchmarkUnary(b *testing.B) {
 		{name: "noop-interceptors", ctx: context.Background(),
 			sopts: []grpc.ServerOption{grpc.ChainUnaryInterceptor(noopServer)},
 			dopts: []grpc.DialOption{grpc.WithChainUnaryInterceptor(noopClient)}},
+		// Plain gRPC sending the same two entries a tagged call sends: the
+		// wire's share of the tagged line.
+		{name: "plain/tag-metadata", ctx: metadata.AppendToOutgoingContext(context.Background(),
+			"x-tag", "feature-x", "baggage", "x-tag=feature-x")},
 		{name: "taglane/untagged", ctx: context.Background(), sopts: rpc.ServerOptions(), dopts: rpc.DialOptions()},
 		{name: "taglane/tagged", ctx: tagged, sopts: rpc.ServerOptions(), dopts: rpc.DialOptions()},
 		{name: "otelgrpc/baggage", ctx: otelCtx,
