@@ -193,11 +193,13 @@ func (c *conn) close() {
 	c.out = nil
 	close(c.done)
 	c.mu.Unlock()
-	c.nc.Close()
 	c.ep.mu.Lock()
 	delete(c.ep.conns, c)
 	c.ep.mu.Unlock()
+	// Drop the client's registrations before the socket closes, so that
+	// whoever sees the EOF also sees the broker without the client.
 	if c.ep.onClose != nil {
 		c.ep.onClose(c)
 	}
+	c.nc.Close()
 }

@@ -1,0 +1,70 @@
+// Package rocketmqtest runs an Apache RocketMQ name server and brokers
+// inside the test process, on 127.0.0.1, so that code written against
+// rocketmq-client-go v2 can be tested against the real client over real TCP
+// with no Java, no Docker and no external service: miniredis for RocketMQ.
+//
+// It answers what rocketmq-client-go v2.1.2 uses, the way a RocketMQ 4.9.4
+// broker does: topic routes (auto-created topics through TBW102, retry
+// topics created at a group's first heartbeat), sync, async, one-way and
+// batch sends, pulls with long polling, heartbeats and consumer lists with
+// NOTIFY_CONSUMER_IDS_CHANGED on every membership change, committed offsets,
+// min/max offsets and search by time, send-back to %RETRY%<group> with
+// delay levels and the dead-letter queue, queue locks for orderly
+// consumers, and client unregistration. Unknown request codes get
+// REQUEST_CODE_NOT_SUPPORTED, so a client never waits for a timeout.
+//
+// Quick start:
+//
+//	func TestOrders(t *testing.T) {
+//		s := rocketmqtest.RunT(t) // closed when the test ends
+//		if err := s.CreateTopic("orders", 4); err != nil {
+//			t.Fatal(err)
+//		}
+//		p, _ := rocketmq.NewProducer(
+//			producer.WithNameServer([]string{s.NameServer()}),
+//			producer.WithInstanceName("orders-producer"),
+//		)
+//		p.Start()
+//		defer p.Shutdown()
+//		p.SendSync(ctx, primitive.NewMessage("orders", []byte("order #1")))
+//
+//		c, _ := rocketmq.NewPushConsumer(
+//			consumer.WithNameServer([]string{s.NameServer()}),
+//			consumer.WithGroupName("billing"),
+//			consumer.WithInstance("billing-1"), // one client instance per consumer
+//		)
+//		c.Subscribe("orders", consumer.MessageSelector{}, handle)
+//		c.Start()
+//		defer c.Shutdown()
+//		// ... wait for handle, then assert on the server's state:
+//		off, _ := s.CommittedOffset("billing", s.Queues("orders")[0])
+//	}
+//
+// State inspection (Messages, QueueMessages, MaxOffset, CommittedOffset,
+// OnlineConsumers, ConsumerGroups, Topics, Queues) reads the brokers'
+// memory directly. Fault injection: DropClient closes a client's
+// connections as a crash would; FailRequests makes a request code fail.
+//
+// Things to know when writing tests with rocketmq-client-go v2.1.2:
+//
+//   - The client keeps one process-wide client per "ip@instance"; give each
+//     producer and consumer its own instance name, or a consumer's
+//     Shutdown keeps the shared connection, and the group, alive.
+//   - A consumer refuses to start on a topic without a route: send to it
+//     first or CreateTopic it.
+//   - On a group's very first start the client looks up routes before its
+//     first heartbeat creates %RETRY%<group>, so it pulls retries only
+//     after its 30 s route refresh and next 20 s rebalance, as against a
+//     real broker. CreateTopic(RetryTopic(group), 1) up front avoids the wait.
+//   - The client commits offsets every 5 s (10 s after start) and at
+//     Shutdown, and rebalances every 20 s, at start and on notification.
+//   - The client has data races of its own between rebalance and its
+//     timers; tests that run its consumers under -race fail at random.
+//
+// Differences from a real broker: everything lives in memory and nothing is
+// ever deleted (min offsets are 0); there is no commit log on disk, no
+// slave, no transactional (half) messages (refused with NO_PERMISSION), no
+// SQL92 filtering (such subscriptions receive everything), and no ACL.
+// Producers and the name server are one process, so a topic a broker
+// creates is routable at once.
+package rocketmqtest
