@@ -1,0 +1,146 @@
+package mq_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/taglane/taglane/mq"
+	"github.com/taglane/taglane/mq/rocketmqtest"
+)
+
+// TestChaos: lanes start, stop and crash at random while producers send
+// thousands of mixed messages; no message is lost. MQ_CHAOS_SEED replays a
+// run.
+func TestChaos(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("MQ_CHAOS_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("MQ_CHAOS_SEED=%q: %v", v, err)
+		}
+	}
+	t.Logf("seed %d (MQ_CHAOS_SEED=%d replays it)", seed, seed)
+	defer func() {
+		if t.Failed() {
+			t.Logf("failed with seed %d", seed)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(seed, 0))
+
+	s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2), rocketmqtest.WithDelayLevels(100*time.Millisecond))
+	const topic = "chaos"
+	if err := s.CreateTopic(topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stables := []*mq.Consumer{
+		startConsumer(t, s, "svc", topic, "", rec.handler("stable-0"), rec),
+		startConsumer(t, s, "svc", topic, "", rec.handler("stable-1"), rec),
+	}
+	p := newProducer(t, s)
+	tags := []string{"", "a", "b", "c", "d"} // d never has a lane
+	streams := []*stream{
+		startStream(t, p, topic, "s0", time.Millisecond, tags...),
+		startStream(t, p, topic, "s1", time.Millisecond, tags...),
+	}
+
+	type lane struct {
+		c *mq.Consumer
+		g *gate
+	}
+	var (
+		running              = map[string]*lane{}
+		starts, stops, kills int
+		retryMu              sync.Mutex
+		retried              = map[string]bool{}
+	)
+	// Lanes ask for a retry of some messages once, so their retry topics
+	// fill up and must be drained when they go offline.
+	laneHandler := func(tag string, retry float64) mq.Handler {
+		var mu sync.Mutex
+		r := rand.New(rand.NewPCG(rng.Uint64(), 1))
+		return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			mu.Lock()
+			fail := r.Float64() < retry
+			mu.Unlock()
+			if fail && msgs[0].ReconsumeTimes == 0 {
+				retryMu.Lock()
+				retried[string(msgs[0].Body)] = true
+				retryMu.Unlock()
+				return consumer.ConsumeRetryLater, nil
+			}
+			rec.add(tag, ctx, msgs)
+			return consumer.ConsumeSuccess, nil
+		}
+	}
+	deadline := time.Now().Add(12 * time.Second)
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		<-tick.C
+		if rng.IntN(3) != 0 {
+			continue
+		}
+		tag := []string{"a", "b", "c"}[rng.IntN(3)]
+		l := running[tag]
+		switch {
+		case l == nil:
+			g := newGate(t)
+			c := startConsumer(t, s, "svc", topic, tag, g.wrap(laneHandler(tag, 0.02)), rec)
+			running[tag] = &lane{c, g}
+			starts++
+		case rng.IntN(2) == 0:
+			l.c.Shutdown()
+			delete(running, tag)
+			stops++
+		default:
+			crash(t, s, l.c, l.g)
+			delete(running, tag)
+			kills++
+		}
+	}
+	var all []string
+	for _, st := range streams {
+		for _, tag := range tags {
+			all = append(all, st.bodies(tag)...)
+		}
+	}
+	for _, l := range running {
+		l.c.Shutdown()
+	}
+	rec.waitBodies(t, 40*time.Second, all)
+	got := rec.byBody()
+	misroutes := 0
+	for _, d := range rec.snapshot() {
+		if !strings.HasPrefix(d.consumer, "stable") && !strings.Contains(d.body, "-"+d.consumer+"-") {
+			misroutes++
+			t.Errorf("misroute: lane %s handled %s", d.consumer, d.body)
+		}
+	}
+	var redelivered, takeovers uint64
+	for _, c := range stables {
+		redelivered += c.Stats().Redelivered
+		takeovers += c.Stats().Takeovers
+	}
+	lost := 0
+	for _, b := range all {
+		if len(got[b]) == 0 {
+			lost++
+		}
+	}
+	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; %d lane retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
+		len(all), starts, stops, kills, len(retried), takeovers, redelivered, lost, rec.duplicates(all), misroutes)
+	if len(all) < 2000 {
+		t.Errorf("only %d messages sent, want thousands", len(all))
+	}
+}

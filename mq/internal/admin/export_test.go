@@ -1,0 +1,4 @@
+package admin
+
+// ParseRoute exposes parseRoute to the tests.
+var ParseRoute = parseRoute
