@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +107,10 @@ func (b *broker) handle(c *conn, req *remoting.Command) *remoting.Command {
 		return b.handleConsumeByWho(req)
 	case remoting.GetAllSubscriptionGroupConfig:
 		return b.handleSubscriptionGroups(req)
+	case remoting.CreateTopic:
+		return b.handleCreateTopic(req)
+	case remoting.DeleteTopicInBroker:
+		return b.handleDeleteTopic(req)
 	}
 	return remoting.NewResponse(req, remoting.RequestCodeNotSupported,
 		fmt.Sprintf("rocketmqtest: request code %d not supported", req.Code))
@@ -262,4 +267,63 @@ func extInt(req *remoting.Command, key string) (int64, error) {
 
 func errorResponse(req *remoting.Command, code int16, err error) *remoting.Command {
 	return remoting.NewResponse(req, code, err.Error())
+}
+
+// handleCreateTopic is UPDATE_AND_CREATE_TOPIC, what admin tools send.
+func (b *broker) handleCreateTopic(req *remoting.Command) *remoting.Command {
+	name := ext(req, "topic")
+	if !validTopic(name) || name == defaultTopic || name == scheduleTopic {
+		return remoting.NewResponse(req, remoting.SystemError, fmt.Sprintf("The specified topic[%s] is invalid or reserved", name))
+	}
+	read, err := extInt(req, "readQueueNums")
+	if err != nil {
+		return errorResponse(req, remoting.SystemError, err)
+	}
+	write, err := extInt(req, "writeQueueNums")
+	if err != nil {
+		return errorResponse(req, remoting.SystemError, err)
+	}
+	perm, err := extInt(req, "perm")
+	if err != nil {
+		return errorResponse(req, remoting.SystemError, err)
+	}
+	if read < 1 || write < 1 || read > MaxQueues || write > MaxQueues {
+		return remoting.NewResponse(req, remoting.SystemError, fmt.Sprintf("rocketmqtest: queue counts %d/%d outside [1, %d]", read, write, MaxQueues))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[name]
+	if t == nil {
+		t = newTopic(name, 0, 0)
+		b.topics[name] = t
+	}
+	for len(t.queues) < int(max(read, write)) {
+		t.queues = append(t.queues, &queue{})
+	}
+	t.read, t.write, t.perm = int(read), int(write), int(perm)
+	return remoting.NewResponse(req, remoting.Success, "")
+}
+
+// handleDeleteTopic is DELETE_TOPIC_IN_BROKER; the topic's messages and
+// offsets go with it.
+func (b *broker) handleDeleteTopic(req *remoting.Command) *remoting.Command {
+	name := ext(req, "topic")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t := b.topics[name]; t != nil {
+		for _, q := range t.queues {
+			for _, w := range q.waiters {
+				w.wake()
+			}
+			q.waiters = nil
+		}
+		delete(b.topics, name)
+	}
+	prefix := name + "@"
+	for k := range b.offsets {
+		if strings.HasPrefix(k, prefix) {
+			delete(b.offsets, k)
+		}
+	}
+	return remoting.NewResponse(req, remoting.Success, "")
 }

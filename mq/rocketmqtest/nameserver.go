@@ -40,6 +40,10 @@ func (s *Server) handleNameServer(_ *conn, req *remoting.Command) *remoting.Comm
 		return s.handleClusterInfo(req)
 	case remoting.GetAllTopicListFromNameServer:
 		return s.handleTopicList(req)
+	case remoting.DeleteTopicInNameServer:
+		// Routes come from the brokers' topic tables; deleting the topic
+		// there (DELETE_TOPIC_IN_BROKER) removes the route.
+		return remoting.NewResponse(req, remoting.Success, "")
 	}
 	return remoting.NewResponse(req, remoting.RequestCodeNotSupported,
 		fmt.Sprintf("rocketmqtest: request code %d not supported by the name server", req.Code))

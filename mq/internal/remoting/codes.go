@@ -26,6 +26,8 @@ const (
 	GetBrokerClusterInfo          = 106
 	GetAllSubscriptionGroupConfig = 201
 	GetAllTopicListFromNameServer = 206
+	DeleteTopicInBroker           = 215
+	DeleteTopicInNameServer       = 216
 	QueryTopicConsumeByWho        = 300
 	SendMessageV2                 = 310
 	SendBatchMessage              = 320
