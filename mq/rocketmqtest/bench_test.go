@@ -15,7 +15,11 @@ import (
 
 // BenchmarkProduceConsume measures the server end to end through the real
 // client: an async producer keeps up to 256 sends in flight, one push
-// consumer receives everything.
+// consumer with default options receives everything. The producer side of
+// rocketmq-client-go is the bottleneck (four write syscalls and several
+// goroutines per send). On a starved machine a send may outlive the
+// client's 3 s async timeout, and v2.1.2 then panics in its own callback
+// (producer.go sendAsync dereferences the nil response).
 func BenchmarkProduceConsume(b *testing.B) {
 	s := rocketmqtest.RunT(b)
 	const topic = "bench"
@@ -39,7 +43,6 @@ func BenchmarkProduceConsume(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
 	for i := range b.N {
 		sem <- struct{}{}
 		msg := primitive.NewMessage(topic, body).WithKeys([]string{strconv.Itoa(i)})
@@ -57,7 +60,6 @@ func BenchmarkProduceConsume(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	sentAt := time.Since(start)
 	select {
 	case <-all:
 	case err := <-failed:
@@ -66,7 +68,9 @@ func BenchmarkProduceConsume(b *testing.B) {
 		b.Fatalf("received %d of %d", received.Load(), b.N)
 	}
 	b.StopTimer()
-	b.Logf("N=%d sent in %v, all received in %v, %d errors", b.N, sentAt, time.Since(start), nerr.Load())
+	if n := nerr.Load(); n > 0 {
+		b.Fatalf("%d sends failed", n)
+	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 

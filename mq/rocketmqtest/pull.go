@@ -91,8 +91,7 @@ func (b *broker) handlePull(c *conn, req *remoting.Command) *remoting.Command {
 	if h.group == "" || h.topic == "" {
 		return remoting.NewResponse(req, remoting.SystemError, "rocketmqtest: pull without consumerGroup or topic")
 	}
-	canSuspend := h.sysFlag&pullFlagSuspend != 0 && h.suspend > 0
-	resp, w := b.pull(req, h, canSuspend)
+	resp, w := b.pull(req, h, true)
 	if w == nil {
 		return resp
 	}
@@ -135,9 +134,13 @@ func (b *broker) forgetWaiter(h pullHeader, w *pullWaiter) {
 	}
 }
 
-// pull answers a pull, or, if nothing is there and canSuspend, registers a
-// waiter on the queue and returns it instead.
-func (b *broker) pull(req *remoting.Command, h pullHeader, canSuspend bool) (*remoting.Command, *pullWaiter) {
+// pull answers a pull, or, if nothing is there and the request may be held,
+// registers a waiter on the queue and returns it instead. first is false
+// when a held pull is re-run (brokerAllowSuspend=false in
+// PullMessageProcessor): it is then neither held again nor does it commit
+// its offset a second time.
+func (b *broker) pull(req *remoting.Command, h pullHeader, first bool) (*remoting.Command, *pullWaiter) {
+	canSuspend := first && h.sysFlag&pullFlagSuspend != 0 && h.suspend > 0
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t := b.topics[h.topic]
@@ -150,7 +153,7 @@ func (b *broker) pull(req *remoting.Command, h pullHeader, canSuspend bool) (*re
 	if h.queueID < 0 || h.queueID >= t.read {
 		return remoting.NewResponse(req, remoting.SystemError, fmt.Sprintf("queueId[%d] is illegal, topic:[%s] topicConfig.readQueueNums:[%d]", h.queueID, h.topic, t.read)), nil
 	}
-	if h.sysFlag&pullFlagCommitOffset != 0 && canSuspend {
+	if h.sysFlag&pullFlagCommitOffset != 0 && first {
 		b.commitOffsetLocked(h.group, h.topic, h.queueID, h.commitOffset)
 	}
 	tags := b.tagFilterLocked(h)
