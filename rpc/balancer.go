@@ -60,7 +60,11 @@ var (
 func (builder) Name() string { return Name }
 
 func (builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	b := &lanesBalancer{ClientConn: cc, cfg: &lbConfig{Fallback: FallbackStable}}
+	b := &lanesBalancer{
+		ClientConn: cc,
+		cfg:        &lbConfig{Fallback: FallbackStable},
+		settled:    resolver.NewEndpointMap[bool](),
+	}
 	// endpointsharding keeps one pick_first child per endpoint, so an
 	// endpoint that comes, goes or fails leaves the others' connections
 	// alone; this balancer only regroups the children's pickers by tag.
@@ -134,6 +138,11 @@ type lanesBalancer struct {
 
 	mu  sync.Mutex
 	cfg *lbConfig
+	// settled holds the endpoints that have been READY or failed since
+	// they were added. The others are still on their first connection
+	// attempt: a lane instance that is coming up, whose calls should wait
+	// for it (briefly: the attempt ends either way) rather than fall back.
+	settled *resolver.EndpointMap[bool]
 }
 
 func (b *lanesBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
@@ -179,10 +188,22 @@ func (b *lanesBalancer) UpdateState(s balancer.State) {
 	}
 	b.mu.Lock()
 	cfg := b.cfg
+	// Rebuilt from the current children, so endpoints that left are
+	// forgotten and count as new if they come back.
+	settled := resolver.NewEndpointMap[bool]()
+	for _, c := range children {
+		was, _ := b.settled.Get(c.Endpoint)
+		st := c.State.ConnectivityState
+		settled.Set(c.Endpoint, was || st == connectivity.Ready || st == connectivity.TransientFailure)
+	}
+	b.settled = settled
 	b.mu.Unlock()
 	b.ClientConn.UpdateState(balancer.State{
 		ConnectivityState: s.ConnectivityState,
-		Picker:            newPicker(cfg, children),
+		Picker: newPicker(cfg, children, func(ep resolver.Endpoint) bool {
+			ok, _ := settled.Get(ep)
+			return !ok
+		}),
 	})
 }
 
@@ -200,14 +221,15 @@ func (g *group) pick(info balancer.PickInfo) (balancer.PickResult, error) {
 // groupState is what the picker builder knows about one tag's endpoints.
 type groupState struct {
 	ready   *group
+	first   bool // some endpoint is on its first connection attempt
 	pending bool // some endpoint is IDLE or CONNECTING
 	failing bool // some endpoint is in TRANSIENT_FAILURE
 }
 
 // plan is the precomputed answer for one traffic tag.
 type plan struct {
-	g       *group // the first group of the chain with a READY endpoint
-	pending bool   // none READY, but one of the chain is connecting: queue
+	g       *group // the group that serves: the first of the chain with a READY endpoint
+	pending bool   // queue: a lane before g is coming up, or none READY and one connecting
 	failing bool   // none READY or connecting, some failing: transient
 	tried   string // the chain, for error messages
 }
@@ -224,7 +246,9 @@ type picker struct {
 
 var _ balancer.Picker = (*picker)(nil)
 
-func newPicker(cfg *lbConfig, children []endpointsharding.ChildState) *picker {
+// newPicker groups children by tag. first reports whether an endpoint is
+// still on its first connection attempt.
+func newPicker(cfg *lbConfig, children []endpointsharding.ChildState, first func(resolver.Endpoint) bool) *picker {
 	groups := make(map[tagctx.Tag]*groupState)
 	for _, c := range children {
 		t := EndpointTag(c.Endpoint)
@@ -245,6 +269,7 @@ func newPicker(cfg *lbConfig, children []endpointsharding.ChildState) *picker {
 		case connectivity.Idle, connectivity.Connecting:
 			// endpointsharding moves IDLE children to CONNECTING itself.
 			gs.pending = true
+			gs.first = gs.first || first(c.Endpoint)
 		case connectivity.TransientFailure:
 			gs.failing = true
 		}
@@ -282,6 +307,7 @@ func newPicker(cfg *lbConfig, children []endpointsharding.ChildState) *picker {
 func makePlan(groups map[tagctx.Tag]*groupState, chain []tagctx.Tag) *plan {
 	pl := &plan{}
 	names := make([]string, len(chain))
+	decided := false
 	for i, t := range chain {
 		if t.IsZero() {
 			names[i] = "stable"
@@ -289,32 +315,42 @@ func makePlan(groups map[tagctx.Tag]*groupState, chain []tagctx.Tag) *plan {
 			names[i] = fmt.Sprintf("lane %q", t)
 		}
 		gs := groups[t]
-		if gs == nil {
+		if gs == nil || decided {
 			continue
 		}
-		if gs.ready != nil && pl.g == nil {
-			pl.g = gs.ready
+		switch {
+		case gs.ready != nil:
+			pl.g, pl.pending, decided = gs.ready, false, true
+		case gs.first:
+			// Coming up, not gone: wait for it rather than serve its
+			// calls elsewhere.
+			pl.pending, decided = true, true
+		default:
+			pl.pending = pl.pending || gs.pending
+			pl.failing = pl.failing || gs.failing
 		}
-		pl.pending = pl.pending || gs.pending
-		pl.failing = pl.failing || gs.failing
 	}
 	pl.tried = strings.Join(names, ", ")
 	return pl
 }
 
 // Pick never returns an endpoint outside the call's chain (its lane, its
-// parent lanes, then stable unless the policy is "fail"), and never waits
-// on a lane that has a READY alternative later in the chain: a lane
-// instance that is gone or not ready means fallback at once.
+// parent lanes, then stable unless the policy is "fail"). It walks the
+// chain and stops at the first lane that has a READY endpoint (picked in
+// round robin) or an endpoint on its first connection attempt (queued with
+// balancer.ErrNoSubConnAvailable, as any gRPC balancer does for a group
+// that is connecting, until the next picker: that attempt ends, READY or
+// failed, within the connect timeout). Any other lane is passed over at
+// once: an instance that was READY and is not, or that failed, is gone
+// for routing until it is READY again.
 //
-// When nothing in the chain is READY: if an endpoint of the chain is
-// connecting, the pick is queued (balancer.ErrNoSubConnAvailable), as any
-// gRPC balancer does, until the next picker, which comes as soon as that
-// connection attempt ends either way. If endpoints of the chain exist but
-// all are failing, the error is transient: calls fail with Unavailable,
-// and wait-for-ready calls wait for a change, as with round_robin. If the
-// chain has no endpoint at all, the call fails with an Unavailable status,
-// wait-for-ready or not, since no connection attempt can change that.
+// When the walk finds nothing: if an endpoint of the chain is
+// reconnecting, the pick is queued too (there is nothing else to do). If
+// endpoints of the chain exist but all are failing, the error is
+// transient: calls fail with Unavailable, and wait-for-ready calls wait for
+// a change, as with round_robin. If the chain has no endpoint at all, the
+// call fails with an Unavailable status, wait-for-ready or not, since no
+// connection attempt can change that.
 func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	t := tagctx.Effective(info.Ctx)
 	pl := p.untagged

@@ -51,17 +51,20 @@
 // of the chain with a READY endpoint serves it, round robin among its READY
 // endpoints. Untagged calls go to stable endpoints only.
 //
-// A lane whose instances are gone or not READY is skipped at once, even
-// while one of them is connecting: a lane that went down must not hold its
-// calls for a connection timeout while stable could serve them. The cost is
-// at start-up: until a lane's connection is READY, its calls fall back
-// (proven as "fallback" by the next hop). Only when no endpoint of the
-// chain is READY does a connecting one make the call wait, as with any
-// gRPC balancer, until that attempt ends. When the chain's endpoints all
-// fail, calls fail with codes.Unavailable (wait-for-ready calls wait, as
-// with round_robin); when the chain has no endpoint at all, they fail at
-// once with codes.Unavailable, wait-for-ready or not. Either message names
-// the tag, the policy and the lanes tried.
+// Lanes of the chain are tried in order. A lane with a READY endpoint
+// serves the call. A lane whose endpoint is on its first connection
+// attempt (just resolved, or the channel just started) is waited for, as
+// any gRPC balancer waits for a connecting endpoint: the attempt ends,
+// READY or failed, within the connect timeout, so the first calls of a
+// lane reach it instead of falling back. Any other lane is skipped at once:
+// an instance that was READY and is not any more, or that failed, must not
+// hold its calls for a reconnection while the next lane could serve them.
+// If the walk finds nothing, a call waits while an endpoint of the chain
+// is reconnecting; when all the chain's endpoints fail, calls fail with
+// codes.Unavailable (wait-for-ready calls wait, as with round_robin); when
+// the chain has no endpoint at all, they fail at once with
+// codes.Unavailable, wait-for-ready or not. Either message names the tag,
+// the policy and the lanes tried.
 //
 // # Proof
 //

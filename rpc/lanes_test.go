@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -111,8 +112,10 @@ func TestLanesRouting(t *testing.T) {
 	ctx := testCtx(t)
 	tp := startTopology(t)
 	c, _ := dial(t, nil, tp.all()...)
-	waitServed(t, ctx, c, "a", tp.a)
-	waitServed(t, ctx, c, "b", tp.b)
+	// A new channel: the lanes' first calls wait for their connections
+	// rather than fall back.
+	assertRoutes(t, ctx, c, "a", 1, tp.a)
+	assertRoutes(t, ctx, c, "b", 1, tp.b)
 	waitServed(t, ctx, c, "", tp.stable()...)
 
 	tests := []struct {
@@ -228,7 +231,6 @@ func TestLaneChain(t *testing.T) {
 	// An a2 instance appears: a2 traffic moves to it.
 	a2i := startInstance(t, "a2-1", a2, nil, chain)
 	r.UpdateState(state(append(tp.all(), a2i)...))
-	waitServed(t, ctx, c, "a2", a2i)
 	assertRoutes(t, ctx, c, "a2", 10, a2i)
 
 	// a2 and a both gone: stable.
@@ -249,9 +251,9 @@ func TestLaneAddedAtRuntime(t *testing.T) {
 	assertRoutes(t, ctx, c, "d", 5, tp.stable()...)
 	before := connCounts(tp.all()...)
 
-	// Lane d appears and lane b leaves in one resolver update.
+	// Lane d appears and lane b leaves in one resolver update. d's very
+	// first call waits for d's connection instead of falling back.
 	r.UpdateState(state(tp.s1, tp.s2, tp.s3, tp.a, d))
-	waitServed(t, ctx, c, "d", d)
 	assertRoutes(t, ctx, c, "d", 20, d)
 	assertRoutes(t, ctx, c, "b", 10, tp.stable()...)
 	assertRoutes(t, ctx, c, "a", 10, tp.a)
@@ -348,22 +350,35 @@ func startSilent(t *testing.T) string {
 	return lis.Addr().String()
 }
 
-// TestNeverBlocks: a lane instance stuck connecting does not hold its
-// calls while stable can serve them, and a call nothing can serve fails at
-// once, even wait-for-ready.
+// TestNeverBlocks: a lane instance stuck on its first connection attempt
+// holds its lane's calls no longer than that attempt (bounded by the
+// connect timeout), and from then on they fall back at once; a call
+// nothing can serve fails at once, even wait-for-ready.
 func TestNeverBlocks(t *testing.T) {
 	ctx := testCtx(t)
 	s1 := startInstance(t, "s1", tagctx.Tag{}, nil)
 	stuck := &instance{name: "a-stuck", node: tagctx.MustParse("a"), addr: startSilent(t)}
 	b1 := startInstance(t, "b1", tagctx.MustParse("b"), nil)
-	c, _ := dial(t, nil, s1, stuck, b1)
+	const connectTimeout = time.Second
+	c, _ := dialWith(t, nil, []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.DefaultConfig,
+		MinConnectTimeout: connectTimeout,
+	})}, s1, stuck, b1)
 	waitServed(t, ctx, c, "b", b1)
 	waitServed(t, ctx, c, "", s1)
 
-	// Lane a's only instance is CONNECTING: its calls go to stable now,
-	// well inside a deadline far shorter than the handshake timeout.
+	// The first call waits for lane a's instance, which is coming up,
+	// until its attempt fails; then stable serves it.
+	callCtx, cancel := context.WithTimeout(ctx, 10*connectTimeout)
+	srv, _, err := unary(callCtx, c, "a")
+	cancel()
+	if err != nil || srv != "s1" {
+		t.Fatalf("first call tagged a: served by %q, error %v; want s1", srv, err)
+	}
+	// The instance has failed: no call waits for it any more, not even
+	// while it retries (each retry would again take connectTimeout).
 	for i := range 10 {
-		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		callCtx, cancel := context.WithTimeout(ctx, connectTimeout/2)
 		srv, _, err := unary(callCtx, c, "a")
 		cancel()
 		if err != nil || srv != "s1" {
@@ -375,8 +390,8 @@ func TestNeverBlocks(t *testing.T) {
 	// fails at once with a reason, wait-for-ready or not.
 	onlyB, _ := dial(t, nil, b1)
 	waitServed(t, ctx, onlyB, "b", b1)
-	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	callCtx, cancel = context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := onlyB.UnaryCall(tagctx.WithUntagged(callCtx), &testpb.SimpleRequest{}, grpc.WaitForReady(true))
+	_, err = onlyB.UnaryCall(tagctx.WithUntagged(callCtx), &testpb.SimpleRequest{}, grpc.WaitForReady(true))
 	wantErr(t, err, codes.Unavailable, "no ready stable endpoint for an untagged call: no endpoint")
 }

@@ -2,9 +2,11 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +53,14 @@ type errPicker struct{ err error }
 
 func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
 	return balancer.PickResult{}, p.err
+}
+
+// onFirstAttempt reports the endpoints named as still on their first
+// connection attempt; every other endpoint has been READY or failed.
+func onFirstAttempt(names ...string) func(resolver.Endpoint) bool {
+	return func(ep resolver.Endpoint) bool {
+		return slices.Contains(names, ep.Addresses[0].Addr)
+	}
 }
 
 func mustConfig(t testing.TB, js string) *lbConfig {
@@ -140,6 +150,7 @@ func TestPick(t *testing.T) {
 		name     string
 		config   string
 		children []endpointsharding.ChildState
+		first    []string // endpoints on their first connection attempt
 		tag      string
 		want     string
 	}{
@@ -147,8 +158,18 @@ func TestPick(t *testing.T) {
 			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, ready)}},
 		{name: "other lane never", tag: "a", want: "s1",
 			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("b1", b, ready)}},
-		{name: "lane connecting falls back at once", tag: "a", want: "s1",
+		{name: "lane reconnecting falls back at once", tag: "a", want: "s1",
 			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, conn)}},
+		{name: "lane coming up: wait for it", tag: "a", want: "queue", first: []string{"a1"},
+			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, conn)}},
+		{name: "lane coming up, idle", tag: "a", want: "queue", first: []string{"a1"},
+			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, idle)}},
+		{name: "lane with one failed and one coming up endpoint waits", tag: "a", want: "queue", first: []string{"a2"},
+			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, tf), fakeChild("a2", a, conn)}},
+		{name: "lane ready beats its own endpoint coming up", tag: "a", want: "a1", first: []string{"a2"},
+			children: []endpointsharding.ChildState{fakeChild("a1", a, ready), fakeChild("a2", a, conn)}},
+		{name: "another lane coming up changes nothing", tag: "a", want: "s1", first: []string{"b1"},
+			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("b1", b, conn)}},
 		{name: "lane failing falls back at once", tag: "a", want: "s1",
 			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, tf)}},
 		{name: "untagged never reaches a lane", tag: "", want: "status Unavailable",
@@ -173,6 +194,8 @@ func TestPick(t *testing.T) {
 			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, ready)}},
 		{name: "chain to parent", config: `{"parents":{"a2":["a"]}}`, tag: "a2", want: "a1",
 			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, ready)}},
+		{name: "chain waits for a parent coming up", config: `{"parents":{"a2":["a"]}}`, tag: "a2", want: "queue", first: []string{"a1"},
+			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, conn)}},
 		{name: "chain to stable", config: `{"parents":{"a2":["a"]}}`, tag: "a2", want: "s1",
 			children: []endpointsharding.ChildState{fakeChild("s1", stable, ready), fakeChild("a1", a, tf)}},
 		{name: "chain with fail stops at parents", config: `{"fallback":"fail","parents":{"a2":["a"]}}`, tag: "a2", want: "status Unavailable",
@@ -186,7 +209,7 @@ func TestPick(t *testing.T) {
 			if js == "" {
 				js = "{}"
 			}
-			p := newPicker(mustConfig(t, js), tt.children)
+			p := newPicker(mustConfig(t, js), tt.children, onFirstAttempt(tt.first...))
 			got := describe(p.Pick(pickInfo(tt.tag)))
 			if diff := cmp.Diff(got, tt.want); diff != "" {
 				t.Errorf("pick (-got +want):\n%s", diff)
@@ -215,7 +238,7 @@ func TestPickErrorSaysWhy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newPicker(mustConfig(t, tt.config), []endpointsharding.ChildState{
 				fakeChild("b1", tagctx.MustParse("b"), connectivity.Ready),
-			})
+			}, onFirstAttempt())
 			_, err := p.Pick(pickInfo(tt.tag))
 			s := status.Convert(err)
 			if diff := cmp.Diff(fmt.Sprint(s.Code(), ": ", s.Message()), "Unavailable: "+tt.want); diff != "" {
@@ -226,9 +249,11 @@ func TestPickErrorSaysWhy(t *testing.T) {
 }
 
 // TestPickNeverMisroutes builds random topologies and configs and checks
-// thousands of picks against a plain model of the rules: a pick goes to a
-// READY endpoint of the first lane of the chain that has one, or queues
-// only if an endpoint of the chain is connecting, or fails.
+// thousands of picks against a plain model of the rules: walking the
+// chain, a pick goes to the READY endpoints of the first lane that has
+// some, or queues at the first lane with an endpoint coming up; past the
+// chain it queues only if an endpoint of the chain is reconnecting, else
+// fails.
 func TestPickNeverMisroutes(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
@@ -245,10 +270,14 @@ func TestPickNeverMisroutes(t *testing.T) {
 		var children []endpointsharding.ChildState
 		tagOf := map[string]tagctx.Tag{}
 		stateOf := map[string]connectivity.State{}
+		var first []string
 		add := func(name string, tag tagctx.Tag) {
 			st := states[rng.IntN(len(states))]
 			children = append(children, fakeChild(name, tag, st))
 			tagOf[name], stateOf[name] = tag, st
+			if (st == connectivity.Connecting || st == connectivity.Idle) && rng.IntN(2) == 0 {
+				first = append(first, name)
+			}
 		}
 		for i := range rng.IntN(6) {
 			add(fmt.Sprintf("s%d", i), tagctx.Tag{})
@@ -266,24 +295,19 @@ func TestPickNeverMisroutes(t *testing.T) {
 			parents[lanes[6]] = []tagctx.Tag{lanes[0]}
 			parents[lanes[7]] = []tagctx.Tag{lanes[6], lanes[0]}
 		}
-		js := fmt.Sprintf(`{"fallback":%q,"parents":{`, map[bool]string{true: "fail", false: "stable"}[fail])
-		first := true
-		for l, ps := range parents {
-			if !first {
-				js += ","
-			}
-			first = false
-			js += fmt.Sprintf("%q:[", l)
-			for i, p := range ps {
-				if i > 0 {
-					js += ","
+		cfg := map[string]any{"fallback": map[bool]string{true: "fail", false: "stable"}[fail]}
+		if len(parents) > 0 {
+			ps := map[string][]string{}
+			for l, chain := range parents {
+				for _, p := range chain {
+					ps[l.String()] = append(ps[l.String()], p.String())
 				}
-				js += fmt.Sprintf("%q", p)
 			}
-			js += "]"
+			cfg["parents"] = ps
 		}
-		js += "}}"
-		p := newPicker(mustConfig(t, js), children)
+		b, _ := json.Marshal(cfg)
+		js := string(b)
+		p := newPicker(mustConfig(t, js), children, onFirstAttempt(first...))
 
 		for range picksEach {
 			tag := ""
@@ -307,8 +331,9 @@ func TestPickNeverMisroutes(t *testing.T) {
 				}
 			}
 			allowed := map[string]bool{}
-			pending, exists := false, false
+			pending, exists, wait := false, false, false
 			for _, l := range chain {
+				comingUp := false
 				for name, t := range tagOf {
 					if t != l {
 						continue
@@ -319,17 +344,24 @@ func TestPickNeverMisroutes(t *testing.T) {
 						allowed[name] = true
 					case connectivity.Connecting, connectivity.Idle:
 						pending = true
+						comingUp = comingUp || slices.Contains(first, name)
 					}
 				}
+				// The first lane with a READY endpoint takes it all; one
+				// with an endpoint coming up is waited for.
 				if len(allowed) > 0 {
-					break // the first lane with a READY endpoint takes it all
+					break
+				}
+				if comingUp {
+					wait = true
+					break
 				}
 			}
 			var ok bool
 			switch {
 			case len(allowed) > 0:
 				ok = allowed[got]
-			case pending:
+			case wait, pending:
 				ok = got == "queue"
 			case exists:
 				ok = got == "transient"
@@ -337,8 +369,8 @@ func TestPickNeverMisroutes(t *testing.T) {
 				ok = got == "status Unavailable"
 			}
 			if !ok {
-				t.Fatalf("misroute: tag %q, chain %v, topology %v %v, config %s: got %q, allowed %v pending %v exists %v",
-					tag, chain, tagOf, stateOf, js, got, allowed, pending, exists)
+				t.Fatalf("misroute: tag %q, chain %v, topology %v %v first %v, config %s: got %q, allowed %v wait %v pending %v exists %v",
+					tag, chain, tagOf, stateOf, first, js, got, allowed, wait, pending, exists)
 			}
 		}
 	}
@@ -352,7 +384,7 @@ func TestPickRoundRobinInLane(t *testing.T) {
 		fakeChild("a1", a, connectivity.Ready),
 		fakeChild("a2", a, connectivity.Ready),
 		fakeChild("a3", a, connectivity.Connecting),
-	})
+	}, onFirstAttempt("a3"))
 	got := map[string]int{}
 	for range 100 {
 		got[describe(p.Pick(pickInfo("a")))]++
@@ -388,7 +420,7 @@ func benchPicker(lanes int) (*picker, balancer.PickInfo) {
 		children = append(children, fakeChild(name, tagctx.MustParse(name), connectivity.Ready))
 	}
 	cfg, _ := parseConfig([]byte("{}"))
-	return newPicker(cfg, children), balancer.PickInfo{FullMethodName: "/svc/M", Ctx: context.Background()}
+	return newPicker(cfg, children, onFirstAttempt()), balancer.PickInfo{FullMethodName: "/svc/M", Ctx: context.Background()}
 }
 
 func BenchmarkPick(b *testing.B) {

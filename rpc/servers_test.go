@@ -126,11 +126,18 @@ func (s *testService) StreamingOutputCall(req *testpb.StreamingOutputCallRequest
 // the taglane dial options.
 func dial(t testing.TB, opts []rpc.Option, ins ...*instance) (testpb.TestServiceClient, *manual.Resolver) {
 	t.Helper()
+	return dialWith(t, opts, nil, ins...)
+}
+
+// dialWith is dial with more dial options.
+func dialWith(t testing.TB, opts []rpc.Option, more []grpc.DialOption, ins ...*instance) (testpb.TestServiceClient, *manual.Resolver) {
+	t.Helper()
 	r := manual.NewBuilderWithScheme("lanes")
 	r.InitialState(state(ins...))
 	dopts := append(rpc.DialOptions(opts...),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithResolvers(r))
+	dopts = append(dopts, more...)
 	cc, err := grpc.NewClient(r.Scheme()+":///svc", dopts...)
 	if err != nil {
 		t.Fatal(err)
