@@ -40,6 +40,9 @@ type Stats struct {
 	Redelivered uint64
 	// Takeovers counts completed lane takeovers.
 	Takeovers uint64
+	// NotHandedOver counts messages of an offline lane's tag a takeover
+	// left out because this instance had handled them itself already.
+	NotHandedOver uint64
 }
 
 type subscription struct {
@@ -64,7 +67,7 @@ type Consumer struct {
 	view   atomic.Pointer[view]
 	leader atomic.Bool
 
-	handled, skipped, rejected, redelivered, takeovers atomic.Uint64
+	handled, skipped, rejected, redelivered, takeovers, notHandedOver atomic.Uint64
 
 	mu      sync.Mutex
 	subs    map[string]*subscription
@@ -154,6 +157,8 @@ func (c *Consumer) Stats() Stats {
 		Rejected:    c.rejected.Load(),
 		Redelivered: c.redelivered.Load(),
 		Takeovers:   c.takeovers.Load(),
+
+		NotHandedOver: c.notHandedOver.Load(),
 	}
 }
 
@@ -270,7 +275,8 @@ type tagGroup struct {
 
 func (c *Consumer) consumeFunc(s *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		online := c.view.Load().onlineAt(time.Now())
+		vw := c.view.Load()
+		online := vw.onlineAt(time.Now())
 		if len(msgs) == 1 {
 			// The client's default batch size is 1: no grouping needed.
 			t, v, rej := c.filter.decide(msgs[0], online)
@@ -279,6 +285,7 @@ func (c *Consumer) consumeFunc(s *subscription) func(context.Context, ...*primit
 				return consumer.ConsumeSuccess, nil
 			}
 			c.handled.Add(1)
+			vw.noteHandled(t, msgs[0])
 			return c.deliver(ctx, s, t, rej, tagctx.Decide(t, c.tag), msgs)
 		}
 		var groups []tagGroup
@@ -289,6 +296,7 @@ func (c *Consumer) consumeFunc(s *subscription) func(context.Context, ...*primit
 				continue
 			}
 			c.handled.Add(1)
+			vw.noteHandled(t, m)
 			i := 0
 			for ; i < len(groups); i++ {
 				if groups[i].tag == t && (groups[i].rejected == nil) == (rej == nil) {

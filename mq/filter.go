@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"sync"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -22,6 +23,10 @@ const (
 // atomic.Pointer without a lock.
 type view struct {
 	online map[tagctx.Tag]struct{}
+	// track holds, for offline lanes whose takeover is pending, the
+	// messages of their tag this instance handled itself, so the takeover
+	// does not hand them over again.
+	track map[tagctx.Tag]*handledSet
 	// until is when the view stops being fresh: the start of the refresh
 	// that produced it plus the staleness bound.
 	until time.Time
@@ -35,6 +40,17 @@ func (v *view) onlineAt(now time.Time) map[tagctx.Tag]struct{} {
 		return nil
 	}
 	return v.online
+}
+
+// noteHandled records that this instance handled m of tag t, if t is an
+// offline lane awaiting its takeover.
+func (v *view) noteHandled(t tagctx.Tag, m *primitive.MessageExt) {
+	if v == nil || len(v.track) == 0 || t.IsZero() {
+		return
+	}
+	if h := v.track[t]; h != nil {
+		h.add(m)
+	}
 }
 
 // filter decides per message. It is immutable.
@@ -78,4 +94,34 @@ func (f *filter) decide(m *primitive.MessageExt, online map[tagctx.Tag]struct{})
 		return t, skip, nil
 	}
 	return t, handle, nil
+}
+
+// msgPos identifies a message in a topic's queue.
+type msgPos struct {
+	broker string
+	queue  int
+	offset int64
+}
+
+// handledSet is the positions of messages a stable instance handled for
+// one offline lane before its takeover ran.
+type handledSet struct {
+	mu sync.Mutex
+	m  map[msgPos]struct{}
+}
+
+func (h *handledSet) add(m *primitive.MessageExt) {
+	if m.Queue == nil {
+		return
+	}
+	h.mu.Lock()
+	h.m[msgPos{m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset}] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *handledSet) has(p msgPos) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.m[p]
+	return ok
 }

@@ -296,3 +296,9 @@ func BenchmarkFilter(b *testing.B) {
 	}
 	_ = n
 }
+
+var subAll = consumer.MessageSelector{}
+
+func nopHandler(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	return consumer.ConsumeSuccess, nil
+}

@@ -18,6 +18,7 @@ import (
 type laneState struct {
 	group        string
 	online       bool
+	answered     time.Time // start of the last refresh that got a definite answer
 	offlineN     int       // consecutive offline answers while online
 	offlineSince time.Time // when the view turned (or was first seen) offline
 
@@ -29,6 +30,16 @@ type laneState struct {
 	// written is the offset the leader last wrote per queue, to notice a
 	// lane that lived between two refreshes and committed on its own.
 	written map[admin.Queue]int64
+	// handled is what this instance handled of the lane's tag while the
+	// takeover was pending (nil otherwise).
+	handled *handledSet
+}
+
+// turnOffline marks ls offline as of now with a takeover pending.
+func (ls *laneState) turnOffline(now time.Time) {
+	ls.online, ls.offlineN = false, 0
+	ls.offlineSince, ls.pending, ls.settled, ls.written = now, true, false, nil
+	ls.handled = &handledSet{m: map[msgPos]struct{}{}}
 }
 
 // liveness is the answer for one lane group across brokers.
@@ -138,6 +149,16 @@ func (c *Consumer) refresh(ctx context.Context) {
 			}
 		}
 	}
+	// A known lane missing from the list (no live subscription, no
+	// offsets) is still probed: it is what a lane that died before its
+	// first commit looks like.
+	c.mu.Lock()
+	for t, ls := range c.lanes {
+		if _, ok := lanes[t]; !ok {
+			lanes[t] = ls.group
+		}
+	}
+	c.mu.Unlock()
 	answers := make(map[tagctx.Tag]liveness, len(lanes))
 	for t, g := range lanes {
 		answers[t], _ = c.probe(ctx, g, addrs)
@@ -166,40 +187,65 @@ func (c *Consumer) refresh(ctx context.Context) {
 				// First seen offline: its skipped messages, if any,
 				// were never handed over (all stable instances may
 				// have restarted since).
-				ls.offlineSince, ls.pending = start, true
+				ls.turnOffline(start)
 			}
+		}
+		if a != unknown {
+			ls.answered = start
 		}
 		switch a {
 		case online:
 			if !ls.online {
-				ls.online, ls.pending, ls.settled, ls.written = true, false, false, nil
+				ls.online, ls.pending, ls.settled, ls.written, ls.handled = true, false, false, nil, nil
 			}
 			ls.offlineN = 0
 		case offline:
 			if ls.online {
 				ls.offlineN++
 				if ls.offlineN >= c.cfg.offlineAfter {
-					ls.online, ls.offlineN = false, 0
-					ls.offlineSince, ls.pending, ls.settled, ls.written = start, true, false, nil
+					ls.turnOffline(start)
 				}
 			}
 		}
 	}
 	next := &view{online: map[tagctx.Tag]struct{}{}}
+	until := start.Add(c.cfg.staleness)
 	for t, ls := range c.lanes {
-		if ls.online {
+		switch {
+		case ls.online:
+			// A lane whose members nobody could list for a whole
+			// staleness bound is not trusted to be online: it may have
+			// died meanwhile. It stays online in the state, so the
+			// takeover still waits for a definite "offline".
+			lu := ls.answered.Add(c.cfg.staleness)
+			if !lu.After(start) {
+				continue
+			}
+			until = minTime(until, lu)
 			next.online[t] = struct{}{}
+		case ls.handled != nil:
+			if next.track == nil {
+				next.track = map[tagctx.Tag]*handledSet{}
+			}
+			next.track[t] = ls.handled
 		}
 	}
 	c.mu.Unlock()
 	if old := c.view.Load(); ok {
-		next.until = start.Add(c.cfg.staleness)
+		next.until = until
 	} else if old != nil {
 		// An incomplete refresh keeps the old freshness and the last
 		// known state of the lanes it could not read (unknown keeps).
-		next.until = old.until
+		next.until = minTime(old.until, until)
 	}
 	c.view.Store(next)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // Online returns the lanes a stable consumer currently skips, sorted; nil

@@ -90,6 +90,7 @@ func (c *Consumer) takeoverTick() {
 		group   string
 		pending bool
 		written map[admin.Queue]int64
+		handled *handledSet
 	}
 	now := time.Now()
 	var jobs []job
@@ -99,7 +100,7 @@ func (c *Consumer) takeoverTick() {
 			continue
 		}
 		if ls.pending && now.Sub(ls.offlineSince) >= c.takeoverDelay() {
-			jobs = append(jobs, job{tag: t, group: ls.group, pending: true})
+			jobs = append(jobs, job{tag: t, group: ls.group, pending: true, handled: ls.handled})
 		} else if ls.settled {
 			jobs = append(jobs, job{tag: t, group: ls.group, written: ls.written})
 		}
@@ -120,10 +121,13 @@ func (c *Consumer) takeoverTick() {
 			}
 		}()
 		if j.pending {
-			written, err := c.takeover(ctx, j.tag, j.group)
+			written, err := c.takeover(ctx, j.tag, j.group, j.handled)
 			c.mu.Lock()
 			if ls := c.lanes[j.tag]; ls != nil && !ls.online && err == nil {
-				ls.pending, ls.settled, ls.written = false, true, written
+				// The tracking stops with the next view: what this
+				// instance handles from now on is above the offsets
+				// the takeover moved the lane to.
+				ls.pending, ls.settled, ls.written, ls.handled = false, true, written, nil
 				c.takeovers.Add(1)
 			}
 			c.mu.Unlock()
@@ -154,7 +158,7 @@ func (c *Consumer) fresh() bool {
 // the queue's max offset, then the lane group's retry backlog; each queue's
 // lane offset is moved past what was handed over. A handler failure stops
 // that queue there, to be retried at the next tick.
-func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string) (map[admin.Queue]int64, error) {
+func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string, done *handledSet) (map[admin.Queue]int64, error) {
 	written := map[admin.Queue]int64{}
 	var errs []error
 	for _, s := range c.topics() {
@@ -176,7 +180,7 @@ func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string)
 					errs = append(errs, err)
 					continue
 				}
-				reached, err := c.handover(ctx, q, b.Name, s.expr, t, lo, hi)
+				reached, err := c.handover(ctx, q, b.Name, s.expr, t, lo, hi, done)
 				if reached > lo {
 					if uerr := c.admin.UpdateOffset(ctx, q, laneGroup, reached); uerr != nil {
 						errs = append(errs, uerr)
@@ -225,7 +229,7 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 			if lo >= hi {
 				continue
 			}
-			reached, err := c.handover(ctx, q, b.Name, "*", tagctx.Tag{}, lo, hi)
+			reached, err := c.handover(ctx, q, b.Name, "*", tagctx.Tag{}, lo, hi, nil)
 			if reached > lo {
 				if uerr := c.admin.UpdateOffset(ctx, q, laneGroup, reached); uerr != nil {
 					errs = append(errs, uerr)
@@ -241,9 +245,10 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 
 // handover pulls [lo, hi) of q and hands the messages of tag t (all
 // messages, for the zero t: a lane's retry topic holds only what the lane
-// handled) to the stable handler, grouped by tag. It returns the offset up
-// to which everything was handed over.
-func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, lo, hi int64) (int64, error) {
+// handled) to the stable handler, grouped by tag, leaving out those done
+// lists (this instance handled them itself). It returns the offset up to
+// which everything was handed over.
+func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, lo, hi int64, done *handledSet) (int64, error) {
 	off := lo
 	for off < hi {
 		if err := ctx.Err(); err != nil {
@@ -269,6 +274,10 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 			next = m.QueueOffset + 1
 			mt, _, rej := c.filter.decide(m, nil)
 			if !t.IsZero() && (rej != nil || mt != t) {
+				continue
+			}
+			if done != nil && done.has(msgPos{brokerName, q.ID, m.QueueOffset}) {
+				c.notHandedOver.Add(1)
 				continue
 			}
 			i := 0

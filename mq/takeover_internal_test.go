@@ -124,7 +124,7 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 	var h handled
 	c := newUnstarted(t, s, topic, h.handler)
 	ctx := context.Background()
-	written, err := c.takeover(ctx, blue, "blue_svc")
+	written, err := c.takeover(ctx, blue, "blue_svc", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestTakeoverStopsAtHandlerFailure(t *testing.T) {
 	h := handled{fail: func(m *primitive.MessageExt) bool { return failing && string(m.Body) == "blue-000050" }}
 	c := newUnstarted(t, s, topic, h.handler)
 	c.cfg.handoverBatch = 8
-	if _, err := c.takeover(context.Background(), blue, "blue_svc"); err == nil {
+	if _, err := c.takeover(context.Background(), blue, "blue_svc", nil); err == nil {
 		t.Fatal("takeover with a failing handler: want an error")
 	}
 	q := s.Queues(topic)[0]
@@ -203,7 +203,7 @@ func TestTakeoverStopsAtHandlerFailure(t *testing.T) {
 		t.Errorf("lane offset after failure at 50 = %d, want the start of the failing batch", got)
 	}
 	failing = false
-	if _, err := c.takeover(context.Background(), blue, "blue_svc"); err != nil {
+	if _, err := c.takeover(context.Background(), blue, "blue_svc", nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := h.count("blue"); n != 100 {
@@ -245,7 +245,7 @@ func BenchmarkRedelivery(b *testing.B) {
 		got = 0
 		b.StartTimer()
 		start := time.Now()
-		if _, err := c.takeover(context.Background(), blue, "blue_svc"); err != nil {
+		if _, err := c.takeover(context.Background(), blue, "blue_svc", nil); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
