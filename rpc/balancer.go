@@ -229,7 +229,7 @@ type groupState struct {
 // plan is the precomputed answer for one traffic tag.
 type plan struct {
 	g       *group // the group that serves: the first of the chain with a READY endpoint
-	pending bool   // queue: a lane before g is coming up, or none READY and one connecting
+	pending bool   // queue: the first lane able to serve is coming up, or none READY and one reconnecting
 	failing bool   // none READY or connecting, some failing: transient
 	tried   string // the chain, for error messages
 }
