@@ -5,3 +5,5 @@ var (
 	DecodeJSONHeaderFast = decodeJSONHeaderFast
 	DecodeJSONHeaderStd  = decodeJSONHeaderStd
 )
+
+var QuoteNumericKeys = quoteNumericKeys
