@@ -232,3 +232,40 @@ func TestDropClientRebalancesItsQueues(t *testing.T) {
 		return fmt.Sprintf("survivor consumed from queues %v only", seen)
 	}, survivor.cond)
 }
+
+func TestCaughtUpConsumerDoesNotSpin(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic, group = "idle", "idle-group"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTopic(rocketmqtest.RetryTopic(group), 1); err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, s)
+	want := bodies("idle", 10)
+	sendAll(t, p, topic, want)
+	rec := newRecorder()
+	newPushConsumer(t, s, group, topic, rec, nil)
+	rec.waitBodies(t, 10*time.Second, want)
+	// Caught up: one pull held per queue (4 + the retry queue), and no
+	// new pulls while nothing arrives.
+	waitFor(t, 5*time.Second, func() string {
+		if n := s.HeldPulls(); n != 5 {
+			return fmt.Sprintf("%d pulls held, want 5", n)
+		}
+		return ""
+	}, nil)
+	before := s.Requests(rocketmqtest.PullMessage)
+	window := time.NewTimer(300 * time.Millisecond) // a measurement, not a wait
+	defer window.Stop()
+	<-window.C
+	if after := s.Requests(rocketmqtest.PullMessage); after != before {
+		t.Errorf("%d pulls in 300 ms from a caught-up consumer, want 0", after-before)
+	}
+	// A new message wakes its held pull at once.
+	sendAll(t, p, topic, []string{"wake"})
+	rec.waitBodies(t, 5*time.Second, []string{"wake"})
+}

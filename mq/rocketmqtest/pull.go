@@ -113,7 +113,9 @@ func (b *broker) handlePull(c *conn, req *remoting.Command) *remoting.Command {
 		}
 		b.forgetWaiter(h, w)
 		resp, _ := b.pull(req, h, false)
-		c.send(resp)
+		if !req.IsOneway() {
+			c.send(resp)
+		}
 	}()
 	return nil
 }

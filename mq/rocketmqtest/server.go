@@ -16,6 +16,8 @@ type Server struct {
 	ns      *endpoint
 	brokers []*broker
 
+	requests sync.Map // RequestCode -> *atomic.Int64
+
 	faultsMu sync.RWMutex
 	faults   map[RequestCode]Fault
 
@@ -122,6 +124,11 @@ func (s *Server) logf(format string, args ...any) {
 // dispatch applies injected faults, then the endpoint's handler, and makes
 // sure a request never goes unanswered because of a bug in a handler.
 func (s *Server) dispatch(c *conn, req *remoting.Command) (resp *remoting.Command) {
+	n, ok := s.requests.Load(RequestCode(req.Code))
+	if !ok {
+		n, _ = s.requests.LoadOrStore(RequestCode(req.Code), new(atomic.Int64))
+	}
+	n.(*atomic.Int64).Add(1)
 	if f, ok := s.fault(RequestCode(req.Code)); ok {
 		switch {
 		case f.Close:
@@ -151,3 +158,13 @@ func (s *Server) dispatch(c *conn, req *remoting.Command) (resp *remoting.Comman
 
 // errClosed reports a call on a closed server.
 var errClosed = errors.New("rocketmqtest: server closed")
+
+// Requests returns how many requests with the code the name server and the
+// brokers have received, to assert for instance that a caught-up consumer
+// does not spin on pulls.
+func (s *Server) Requests(code RequestCode) int64 {
+	if n, ok := s.requests.Load(code); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
