@@ -69,11 +69,12 @@ type Consumer struct {
 
 	handled, skipped, rejected, redelivered, takeovers, notHandedOver atomic.Uint64
 
-	mu      sync.Mutex
-	subs    map[string]*subscription
-	lanes   map[tagctx.Tag]*laneState // stable only; guarded by mu
-	started bool
-	stopped bool
+	mu        sync.Mutex
+	subs      map[string]*subscription
+	lanes     map[tagctx.Tag]*laneState // stable only; guarded by mu
+	started   bool
+	pcStarted bool // the push consumer started: v2.1.2 panics shutting down one that did not
+	stopped   bool
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -209,7 +210,11 @@ func (c *Consumer) subscriptionOf(topic string) *subscription {
 // consumer), then starts the push consumer.
 func (c *Consumer) Start() error {
 	c.mu.Lock()
-	if c.started {
+	switch {
+	case c.stopped:
+		c.mu.Unlock()
+		return errors.New("mq: consumer started after Shutdown")
+	case c.started:
 		c.mu.Unlock()
 		return errors.New("mq: consumer started twice")
 	}
@@ -231,6 +236,9 @@ func (c *Consumer) Start() error {
 		c.stopLoops()
 		return fmt.Errorf("mq: start consumer group %q: %w", c.group, err)
 	}
+	c.mu.Lock()
+	c.pcStarted = true
+	c.mu.Unlock()
 	return nil
 }
 
@@ -258,7 +266,14 @@ func (c *Consumer) stopLoops() {
 // at once and the stable consumers see this lane go offline.
 func (c *Consumer) Shutdown() error {
 	c.stopLoops()
-	err := c.pc.Shutdown()
+	c.mu.Lock()
+	started := c.pcStarted
+	c.pcStarted = false
+	c.mu.Unlock()
+	var err error
+	if started {
+		err = c.pc.Shutdown()
+	}
 	c.admin.Close()
 	if err != nil {
 		return fmt.Errorf("mq: shutdown consumer group %q: %w", c.group, err)

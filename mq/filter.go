@@ -96,6 +96,9 @@ func (f *filter) decide(m *primitive.MessageExt, online map[tagctx.Tag]struct{})
 	return t, handle, nil
 }
 
+// maxTracked caps a handledSet.
+const maxTracked = 1 << 20
+
 // msgPos identifies a message in a topic's queue.
 type msgPos struct {
 	broker string
@@ -115,7 +118,11 @@ func (h *handledSet) add(m *primitive.MessageExt) {
 		return
 	}
 	h.mu.Lock()
-	h.m[msgPos{m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset}] = struct{}{}
+	// Past the cap (a takeover that cannot complete for long), forgetting
+	// costs only duplicates.
+	if len(h.m) < maxTracked {
+		h.m[msgPos{m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset}] = struct{}{}
+	}
 	h.mu.Unlock()
 }
 

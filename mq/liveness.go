@@ -223,7 +223,9 @@ func (c *Consumer) refresh(ctx context.Context) {
 			}
 			until = minTime(until, lu)
 			next.online[t] = struct{}{}
-		case ls.handled != nil:
+		case ls.handled != nil && c.leader.Load():
+			// Only the leader runs takeovers, so only it needs to
+			// remember what it handled itself.
 			if next.track == nil {
 				next.track = map[tagctx.Tag]*handledSet{}
 			}
