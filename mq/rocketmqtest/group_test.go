@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/taglane/taglane/mq/rocketmqtest"
@@ -268,4 +269,41 @@ func TestCaughtUpConsumerDoesNotSpin(t *testing.T) {
 	// A new message wakes its held pull at once.
 	sendAll(t, p, topic, []string{"wake"})
 	rec.waitBodies(t, 5*time.Second, []string{"wake"})
+}
+
+func TestOrderlyConsumerLocksAndKeepsQueueOrder(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic, group = "orderly", "orderly-group"
+	if err := s.CreateTopic(topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, s, producer.WithQueueSelector(producer.NewManualQueueSelector()))
+	want := bodies("ord", 40)
+	for i, b := range want {
+		msg := primitive.NewMessage(topic, []byte(b))
+		msg.Queue = &primitive.MessageQueue{Topic: topic, BrokerName: "broker-a", QueueId: i % 2}
+		if _, err := p.SendSync(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := newRecorder()
+	// This takes about 3 s, all of it in the client: v2.1.2 locks a queue
+	// before it creates the queue's process queue, so the first pull finds
+	// it unlocked and backs off for _PullDelayTimeWhenError (3 s); its
+	// lockAll 1 s after start locks it for the second try.
+	newPushConsumer(t, s, group, topic, rec, nil, consumer.WithConsumerOrder(true))
+	rec.waitBodies(t, 10*time.Second, want)
+	last := map[int]int64{0: -1, 1: -1}
+	for _, d := range rec.snapshot() {
+		q := d.msg.Queue.QueueId
+		if d.msg.QueueOffset <= last[q] {
+			t.Errorf("queue %d: offset %d after %d", q, d.msg.QueueOffset, last[q])
+		}
+		last[q] = d.msg.QueueOffset
+	}
+	if s.Requests(rocketmqtest.LockBatchMQ) == 0 {
+		t.Error("an orderly consumer never locked its queues")
+	}
 }
