@@ -47,12 +47,11 @@
 // endpoints coming, going or failing leave the other connections alone.
 // Each call is routed by tagctx.Effective of its context along a chain: its
 // lane, the lane's parents in order ("parents", WithParents), then the
-// stable (untagged) endpoints, unless "fallback" is "fail". The first lane
-// of the chain with a READY endpoint serves it, round robin among its READY
-// endpoints. Untagged calls go to stable endpoints only.
+// stable (untagged) endpoints, unless "fallback" is "fail". Untagged calls
+// go to stable endpoints only.
 //
 // Lanes of the chain are tried in order. A lane with a READY endpoint
-// serves the call. A lane whose endpoint is on its first connection
+// serves the call, round robin among its READY endpoints. A lane whose endpoint is on its first connection
 // attempt (just resolved, or the channel just started) is waited for, as
 // any gRPC balancer waits for a connecting endpoint: the attempt ends,
 // READY or failed, within the connect timeout, so the first calls of a

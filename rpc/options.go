@@ -104,9 +104,10 @@ func checkMetadataKey(key string) error {
 }
 
 // WithTrust sets whose tags a server believes (default: every valid tag,
-// right for test environments). tagctx.TrustNone also removes the tag from
-// the metadata the handler sees, so a handler that forwards its incoming
-// metadata cannot smuggle a lane through.
+// right for test environments; tagctx.TrustNone for production edges). A
+// tag that is not accepted, refused or invalid, is also removed from the
+// metadata and OpenTelemetry baggage the handler sees, so a handler that
+// forwards what it received cannot smuggle a lane through.
 func WithTrust(t tagctx.Trust) Option {
 	return func(o *options) { o.trust = t }
 }
@@ -120,7 +121,9 @@ func WithRejectInvalid() Option {
 }
 
 // WithObserver sets the hook that receives the route proof of every call a
-// server handles, rejected tags included.
+// server handles, with the reason a tag was not accepted in
+// Observation.Rejected. A call failed under WithRejectInvalid is reported
+// too, with the zero Route ("unknown"): nothing served it.
 func WithObserver(f tagctx.Observer) Option {
 	return func(o *options) { o.observer = f }
 }
