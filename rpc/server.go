@@ -24,9 +24,22 @@ const transport = "grpc"
 // ErrUntrusted is matched (errors.Is) by Observation.Rejected when the
 // trust policy refused an inbound tag, as opposed to an invalid one
 // (tagctx.ErrInvalidTag) or metadata over the limits (tagctx.ErrLimit).
+// Such errors match tagctx.ErrUntrusted too.
 var ErrUntrusted = errors.New("rpc: inbound tag not trusted")
 
-var errStripped = fmt.Errorf("%w: this entry point strips inbound tags", ErrUntrusted)
+// errStripped is the refusal under tagctx.TrustNone, reported without
+// parsing what was stripped.
+var errStripped error = strippedError{}
+
+type strippedError struct{}
+
+func (strippedError) Error() string {
+	return "rpc: inbound tag not trusted: this entry point strips inbound tags"
+}
+
+func (strippedError) Is(target error) bool {
+	return target == ErrUntrusted || target == tagctx.ErrUntrusted
+}
 
 // UnaryServerInterceptor returns an interceptor that puts the traffic tag of
 // each call (metadata key "x-tag", else W3C baggage member "x-tag") into the

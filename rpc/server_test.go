@@ -45,7 +45,7 @@ func rejectKind(err error) string {
 		return "invalid"
 	case errors.Is(err, tagctx.ErrLimit):
 		return "limit"
-	case errors.Is(err, rpc.ErrUntrusted):
+	case errors.Is(err, rpc.ErrUntrusted) && errors.Is(err, tagctx.ErrUntrusted):
 		return "untrusted"
 	}
 	return "other"
