@@ -395,3 +395,70 @@ func TestNeverBlocks(t *testing.T) {
 	_, err = onlyB.UnaryCall(tagctx.WithUntagged(callCtx), &testpb.SimpleRequest{}, grpc.WaitForReady(true))
 	wantErr(t, err, codes.Unavailable, "no ready stable endpoint for an untagged call: no endpoint")
 }
+
+// TestChurnNeverMisroutes keeps calls of every kind in flight while lane
+// instances come and go through the resolver: calls may fail while an
+// endpoint is removed under them, but none may reach another lane.
+func TestChurnNeverMisroutes(t *testing.T) {
+	ctx := testCtx(t)
+	tp := startTopology(t)
+	c, r := dial(t, nil, tp.all()...)
+	waitServed(t, ctx, c, "", tp.stable()...)
+
+	allowed := map[string]map[string]bool{
+		"a": names(tp.a, tp.s1, tp.s2, tp.s3),
+		"b": names(tp.b, tp.s1, tp.s2, tp.s3),
+		"c": names(tp.stable()...),
+		"":  names(tp.stable()...),
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	var served [4]int
+	for i, tag := range []string{"a", "b", "c", ""} {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				srv, seen, err := unary(ctx, c, tag)
+				if err != nil {
+					if status.Code(err) == codes.Unavailable {
+						continue // an endpoint removed under the call
+					}
+					errs <- err
+					return
+				}
+				if !allowed[tag][srv] || seen != tag {
+					errs <- fmt.Errorf("tag %q served by %s seeing %q", tag, srv, seen)
+					return
+				}
+				served[i]++
+			}
+		}()
+	}
+	topologies := [][]*instance{
+		tp.stable(),
+		{tp.s1, tp.s2, tp.s3, tp.a},
+		{tp.s1, tp.a, tp.b},
+		tp.all(),
+		{tp.s2, tp.b},
+		{tp.s3, tp.s1, tp.b, tp.a},
+	}
+	for i := range 60 {
+		r.UpdateState(state(topologies[i%len(topologies)]...))
+		// Let calls run against each topology: wait for a few answers.
+		if _, _, err := unary(ctx, c, ""); err != nil && status.Code(err) != codes.Unavailable {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("calls served per tag a, b, c, untagged: %v", served)
+}
