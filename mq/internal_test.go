@@ -302,3 +302,29 @@ var subAll = consumer.MessageSelector{}
 func nopHandler(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return consumer.ConsumeSuccess, nil
 }
+
+// BenchmarkConsumeFunc is what the lane-aware wrapper adds per message in
+// front of the user's handler (filter, tag context, route proof), beside a
+// direct handler call: the part of BenchmarkConsume that is this package's.
+func BenchmarkConsumeFunc(b *testing.B) {
+	h := func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		return consumer.ConsumeSuccess, nil
+	}
+	m := msgWithTag("x-tag", "feature-z")
+	m.Queue = &primitive.MessageQueue{Topic: "orders", BrokerName: "broker-a"}
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			h(context.Background(), m)
+		}
+	})
+	b.Run("stable", func(b *testing.B) {
+		c := &Consumer{filter: filter{key: "x-tag"}}
+		c.view.Store(&view{online: map[tagctx.Tag]struct{}{tagctx.MustParse("blue"): {}}, until: time.Now().Add(time.Hour)})
+		f := c.consumeFunc(&subscription{topic: "orders", h: h})
+		b.ReportAllocs()
+		for b.Loop() {
+			f(context.Background(), m)
+		}
+	})
+}
