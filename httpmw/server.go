@@ -171,6 +171,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.nodeSet {
 		node = tagctx.Node()
 	}
+	refuse := rejected != nil && s.rejectInvalid && !errors.Is(rejected, ErrUntrusted)
 	o := tagctx.Observation{
 		Transport: "http",
 		Operation: r.URL.Path,
@@ -178,6 +179,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Node:      node,
 		Route:     tagctx.Decide(traffic, node),
 		Rejected:  rejected,
+	}
+	if refuse {
+		o.Route = 0 // answered 400, served by no lane: no verdict, as in package rpc
 	}
 	tagctx.Record(ctx, o, s.observer)
 	if rejected != nil {
@@ -190,7 +194,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.routeHeader {
 		w.Header().Set(RouteHeader, "traffic="+traffic.String()+" node="+node.String()+" route="+o.Route.String())
 	}
-	if rejected != nil && s.rejectInvalid && !errors.Is(rejected, ErrUntrusted) {
+	if refuse {
 		http.Error(w, rejected.Error(), http.StatusBadRequest)
 		return
 	}

@@ -526,6 +526,9 @@ func TestInvalid(t *testing.T) {
 			if got.Reason != tt.reason {
 				t.Errorf("reject mode: reported %q, want %q", got.Reason, tt.reason)
 			}
+			if got.Route != "unknown" {
+				t.Errorf("reject mode: route %q, want unknown: no lane served the request", got.Route)
+			}
 		})
 	}
 }

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -24,22 +23,12 @@ const transport = "grpc"
 // ErrUntrusted is matched (errors.Is) by Observation.Rejected when the
 // trust policy refused an inbound tag, as opposed to an invalid one
 // (tagctx.ErrInvalidTag) or metadata over the limits (tagctx.ErrLimit).
-// Such errors match tagctx.ErrUntrusted too.
-var ErrUntrusted = errors.New("rpc: inbound tag not trusted")
+// It is tagctx.ErrUntrusted, so one errors.Is works for every entry point.
+var ErrUntrusted = tagctx.ErrUntrusted
 
-// errStripped is the refusal under tagctx.TrustNone, reported without
-// parsing what was stripped.
-var errStripped error = strippedError{}
-
-type strippedError struct{}
-
-func (strippedError) Error() string {
-	return "rpc: inbound tag not trusted: this entry point strips inbound tags"
-}
-
-func (strippedError) Is(target error) bool {
-	return target == ErrUntrusted || target == tagctx.ErrUntrusted
-}
+// errStripped is the refusal under tagctx.TrustNone, prebuilt: it is
+// reported without parsing what was stripped.
+var errStripped = fmt.Errorf("rpc: inbound tag %w: this entry point strips inbound tags", ErrUntrusted)
 
 // UnaryServerInterceptor returns an interceptor that puts the traffic tag of
 // each call (metadata key "x-tag", else W3C baggage member "x-tag") into the
@@ -112,7 +101,7 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 			rejected = err
 		case found:
 			if err := o.trust.Check(t, peerAddr(ctx)); err != nil {
-				rejected = fmt.Errorf("%w: %w", ErrUntrusted, err)
+				rejected = fmt.Errorf("rpc: %w", err)
 			} else {
 				traffic = t
 			}
