@@ -51,19 +51,38 @@
 // tagged, route proof "fallback"), and moves the lane group's offset past
 // them; the lane group's retry topic is drained the same way. Reading up to
 // the max offset, not to the stable group's committed offset, covers every
-// message a stable instance skipped, even one whose commit is still in its
-// 5 s commit timer. While the lane stays offline the leader keeps draining
-// its retry topic (delayed retries surface later) and keeps the lane's
-// offsets up with stable's, so a restarted lane does not replay what stable
-// handled meanwhile. A handler failure stops that queue there; the next
-// tick retries. Delivery is at-least-once: messages near the transitions
-// can reach both the lane and stable (Stats counts the redeliveries).
+// message a stable instance skipped, even one whose commit still waits for
+// the client's 5 s commit timer. A handler failure stops that queue there;
+// the next tick retries.
+//
+// The leader leaves out the messages it handled itself meanwhile (it
+// remembers them while the takeover is pending), so with one stable
+// instance a stop or crash costs no duplicates; with several, what the
+// others handled in that window is handed over again: delivery is
+// at-least-once, and Stats counts the redeliveries.
+//
+// While the lane stays offline the leader keeps draining its retry topic
+// (delayed retries surface later) and keeps the lane's offsets up with
+// stable's committed offsets (after checking again that the lane is still
+// offline), so a lane restarted later does not replay what stable handled
+// meanwhile. If the lane's offsets moved under it, the lane lived between
+// two refreshes, and a full takeover runs again.
 //
 // Remaining assumptions: a lane instance that starts, gets its tag skipped
-// by some stable instance and crashes without committing, all between two
-// liveness refreshes of the leader, goes unnoticed by the leader, and its
-// skipped messages are not handed over; stable instances' clocks advance at
-// the same rate (durations, not wall times, are compared).
+// by some stable instance and crashes without committing anything, all
+// between two liveness refreshes of the leader, goes unnoticed, and what
+// was skipped for it is not handed over; stable instances' clocks run at
+// the same rate (each compares only its own durations); a frozen stable
+// instance is harmless, because it checks its view's freshness against its
+// own clock at every decision and every message it skips was stored before
+// that decision, hence below the max offset the takeover reads later.
+//
+// A lane seeded from stable's committed offsets replays what stable
+// handled but had not committed yet (the client commits every 5 s), and
+// stable handles the lane's tag until its next refresh sees the lane: both
+// are duplicates, never gaps. consumer.WithNamespace and
+// consumer.WithUnitName are not supported: the admin queries use the plain
+// group names.
 //
 // rocketmq-client-go v2's public API cannot list a group's members or read
 // another group's offsets; a small remoting client inside this module does.

@@ -33,6 +33,9 @@ type laneState struct {
 	// handled is what this instance handled of the lane's tag while the
 	// takeover was pending (nil otherwise).
 	handled *handledSet
+	// gen counts offline periods, so a takeover that finishes after the
+	// lane came back and went away again does not settle the new period.
+	gen uint64
 }
 
 // turnOffline marks ls offline as of now with a takeover pending.
@@ -40,6 +43,7 @@ func (ls *laneState) turnOffline(now time.Time) {
 	ls.online, ls.offlineN = false, 0
 	ls.offlineSince, ls.pending, ls.settled, ls.written = now, true, false, nil
 	ls.handled = &handledSet{m: map[msgPos]struct{}{}}
+	ls.gen++
 }
 
 // liveness is the answer for one lane group across brokers.

@@ -91,6 +91,7 @@ func (c *Consumer) takeoverTick() {
 		pending bool
 		written map[admin.Queue]int64
 		handled *handledSet
+		gen     uint64
 	}
 	now := time.Now()
 	var jobs []job
@@ -100,9 +101,9 @@ func (c *Consumer) takeoverTick() {
 			continue
 		}
 		if ls.pending && now.Sub(ls.offlineSince) >= c.takeoverDelay() {
-			jobs = append(jobs, job{tag: t, group: ls.group, pending: true, handled: ls.handled})
+			jobs = append(jobs, job{tag: t, group: ls.group, pending: true, handled: ls.handled, gen: ls.gen})
 		} else if ls.settled {
-			jobs = append(jobs, job{tag: t, group: ls.group, written: ls.written})
+			jobs = append(jobs, job{tag: t, group: ls.group, written: ls.written, gen: ls.gen})
 		}
 	}
 	c.mu.Unlock()
@@ -123,7 +124,7 @@ func (c *Consumer) takeoverTick() {
 		if j.pending {
 			written, err := c.takeover(ctx, j.tag, j.group, j.handled)
 			c.mu.Lock()
-			if ls := c.lanes[j.tag]; ls != nil && !ls.online && err == nil {
+			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.gen == j.gen && err == nil {
 				// The tracking stops with the next view: what this
 				// instance handles from now on is above the offsets
 				// the takeover moved the lane to.
@@ -134,10 +135,12 @@ func (c *Consumer) takeoverTick() {
 		} else {
 			written, relive, err := c.keepUp(ctx, j.group, j.written)
 			c.mu.Lock()
-			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.settled {
+			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.settled && ls.gen == j.gen {
 				switch {
 				case relive:
-					ls.pending, ls.settled, ls.written = true, false, nil
+					// It lived and died between two refreshes: a new
+					// offline period, taken over after the full delay.
+					ls.turnOffline(time.Now())
 				case err == nil:
 					ls.written = written
 				}
