@@ -7,9 +7,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/taglane/taglane/tagctx"
 )
 
@@ -18,10 +15,10 @@ import (
 const RouteHeader = "X-Taglane-Route"
 
 // The span event recording a tag that was sent but not accepted, and its
-// attribute holding the reason.
+// attribute holding the reason: tagctx.Record adds it.
 const (
-	EventRejected = "taglane.tag_rejected"
-	AttrReason    = attribute.Key("taglane.reason")
+	EventRejected = tagctx.EventRejected
+	AttrReason    = tagctx.AttrReason
 )
 
 // ErrUntrusted is matched (errors.Is) by Observation.Rejected when the
@@ -184,13 +181,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.Route = 0 // answered 400, served by no lane: no verdict, as in package rpc
 	}
 	tagctx.Record(ctx, o, s.observer)
-	if rejected != nil {
-		// tagctx.Record leaves the reason out of the span; without it a
-		// service with no observer would drop the report silently.
-		if span := trace.SpanFromContext(ctx); span.IsRecording() {
-			span.AddEvent(EventRejected, trace.WithAttributes(AttrReason.String(rejected.Error())))
-		}
-	}
 	if s.routeHeader {
 		w.Header().Set(RouteHeader, "traffic="+traffic.String()+" node="+node.String()+" route="+o.Route.String())
 	}

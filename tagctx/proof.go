@@ -12,7 +12,14 @@ const (
 	AttrTrafficTag = attribute.Key("taglane.traffic_tag")
 	AttrNodeTag    = attribute.Key("taglane.node_tag")
 	AttrRoute      = attribute.Key("taglane.route")
+	// AttrReason holds, on an EventRejected span event, why a tag the
+	// caller sent was not accepted.
+	AttrReason = attribute.Key("taglane.reason")
 )
+
+// EventRejected is the span event Record adds when a tag was refused, so
+// the reason is on the trace even where no observer is installed.
+const EventRejected = "taglane.tag_rejected"
 
 // Route is the verdict on one hop: did the instance that served it belong
 // to the traffic's lane?
@@ -77,8 +84,9 @@ type Observation struct {
 // request path: keep it fast, and safe for concurrent use.
 type Observer func(context.Context, Observation)
 
-// Record puts o on the span in ctx, if it is recording, and hands it to
-// observer, if not nil.
+// Record puts o on the span in ctx, if it is recording (a refused tag as an
+// EventRejected event with its reason), and hands it to observer, if not
+// nil.
 func Record(ctx context.Context, o Observation, observer Observer) {
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(
@@ -86,6 +94,9 @@ func Record(ctx context.Context, o Observation, observer Observer) {
 			AttrNodeTag.String(o.Node.s),
 			AttrRoute.String(o.Route.String()),
 		)
+		if o.Rejected != nil {
+			span.AddEvent(EventRejected, trace.WithAttributes(AttrReason.String(o.Rejected.Error())))
+		}
 	}
 	if observer != nil {
 		observer(ctx, o)

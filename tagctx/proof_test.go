@@ -56,4 +56,23 @@ func TestRecord(t *testing.T) {
 	if diff := cmp.Diff(rec.Ended()[0].Attributes(), want, cmp.Comparer(func(x, y attribute.Value) bool { return x == y })); diff != "" {
 		t.Errorf("span attributes (-got +want):\n%s", diff)
 	}
+	if n := len(rec.Ended()[0].Events()); n != 0 {
+		t.Errorf("%d span events for an accepted tag, want none", n)
+	}
+}
+
+func TestRecordRejected(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ctx, span := tp.Tracer("t").Start(context.Background(), "hop")
+	_, err := Parse("a_b")
+	Record(ctx, Observation{Transport: "grpc", Route: RouteMatched, Rejected: err}, nil) // no observer: the span must say why
+	span.End()
+	events := rec.Ended()[0].Events()
+	if len(events) != 1 || events[0].Name != EventRejected {
+		t.Fatalf("events = %v, want one %s", events, EventRejected)
+	}
+	if diff := cmp.Diff(events[0].Attributes, []attribute.KeyValue{AttrReason.String(err.Error())}, cmp.Comparer(func(x, y attribute.Value) bool { return x == y })); diff != "" {
+		t.Errorf("event attributes (-got +want):\n%s", diff)
+	}
 }
