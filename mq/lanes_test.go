@@ -283,3 +283,103 @@ func TestTwoBrokersRetryDrained(t *testing.T) {
 	t.Logf("retry topic on %d brokers; %d retried, %d handed to stable; redelivered %d; duplicates %d",
 		len(brokers), len(retried), stableGot, stable.Stats().Redelivered, rec.duplicates(blue))
 }
+
+// waitCommitted waits until group's committed offset reaches the max
+// offset on every queue of topic.
+func waitCommitted(t *testing.T, s *rocketmqtest.Server, group, topic string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, func() string {
+		for _, q := range s.Queues(topic) {
+			if got, _ := s.CommittedOffset(group, q); got != s.MaxOffset(q) {
+				return fmt.Sprintf("%s committed %d of %d on %v", group, got, s.MaxOffset(q), q)
+			}
+		}
+		return ""
+	}, nil)
+}
+
+// TestLaneRestartNoReplay: while a lane is offline, stable handles its tag
+// and the leader keeps the lane's offsets up with stable's, so the
+// restarted lane does not replay what stable handled meanwhile.
+func TestLaneRestartNoReplay(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "restart"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
+	lane := startConsumer(t, s, "svc", topic, "blue", rec.handler("blue-1"), rec)
+	waitOnline(t, stable, "blue")
+	p := newProducer(t, s)
+	first := bodies("first", 20)
+	send(t, p, topic, "blue", first)
+	rec.waitBodies(t, 10*time.Second, first)
+	lane.Shutdown()
+	waitOnline(t, stable)
+
+	meanwhile := bodies("meanwhile", 20)
+	send(t, p, topic, "blue", meanwhile)
+	rec.waitBodies(t, 10*time.Second, meanwhile)
+	waitCommitted(t, s, stable.Group(), topic)
+	waitCommitted(t, s, lane.Group(), topic) // the leader moved the lane's offsets
+
+	startConsumer(t, s, "svc", topic, "blue", rec.handler("blue-2"), rec)
+	waitOnline(t, stable, "blue")
+	after := bodies("after", 20)
+	send(t, p, topic, "blue", after)
+	rec.waitBodies(t, 10*time.Second, after)
+	got := rec.byBody()
+	for _, b := range meanwhile {
+		if len(got[b]) != 1 || got[b][0] != "stable" {
+			t.Errorf("%s handled by %q, want once by stable: the restarted lane replayed it", b, got[b])
+		}
+	}
+	for _, b := range after {
+		if len(got[b]) != 1 || got[b][0] != "blue-2" {
+			t.Errorf("%s handled by %q, want once by the restarted lane", b, got[b])
+		}
+	}
+}
+
+// TestStableRestartTakesOverOfflineLane: a stable instance that starts
+// while a lane is already offline with messages it never consumed takes
+// them over.
+func TestStableRestartTakesOverOfflineLane(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "stable-restart"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	old := startConsumer(t, s, "svc", topic, "", rec.handler("stable-old"), rec)
+	g := newGate(t)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.handler("blue")), rec)
+	waitOnline(t, old, "blue")
+	g.dead.Store(true)
+	p := newProducer(t, s)
+	blue := bodies("skipped", 50)
+	send(t, p, topic, "blue", blue)
+	// The old stable skipped them all; it goes first, then the lane dies.
+	waitFor(t, 10*time.Second, func() string {
+		if n := old.Stats().Skipped; n < uint64(len(blue)) {
+			return fmt.Sprintf("old stable skipped %d of %d", n, len(blue))
+		}
+		return ""
+	}, nil)
+	old.Shutdown()
+	crash(t, s, lane, g)
+
+	fresh := startConsumer(t, s, "svc", topic, "", rec.handler("stable-new"), rec)
+	rec.waitBodies(t, 20*time.Second, blue)
+	for b, who := range rec.byBody() {
+		if strings.HasPrefix(b, "skipped") && (len(who) != 1 || who[0] != "stable-new") {
+			t.Errorf("%s handled by %q, want once by the new stable instance", b, who)
+		}
+	}
+	t.Logf("new stable: %+v", fresh.Stats())
+}
