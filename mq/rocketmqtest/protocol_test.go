@@ -541,3 +541,31 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("CreateTopic with the default queue count: %v, %d queues", err, len(s.Queues("t")))
 	}
 }
+
+func TestAutoCreateTopicsDisabled(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t, rocketmqtest.WithAutoCreateTopics(false), rocketmqtest.WithBrokers(2))
+	ns := dial(t, s.NameServer(), nil)
+	if r := rawInvoke(t, ns, remoting.GetRouteInfoByTopic, map[string]string{"topic": "TBW102"}, nil); r.Code != remoting.TopicNotExist {
+		t.Errorf("TBW102 routable with autoCreateTopicEnable off: %v", r)
+	}
+	b := dial(t, s.Brokers()[0].Addr, nil)
+	r := rawInvoke(t, b, remoting.SendMessageV2, map[string]string{"a": "pg", "b": "nope", "c": "TBW102", "e": "0", "f": "0", "g": "0", "h": "0"}, []byte("x"))
+	if r.Code != remoting.TopicNotExist {
+		t.Errorf("send to a missing topic = %v, want 17", r)
+	}
+	r = rawInvoke(t, ns, remoting.GetBrokerClusterInfo, nil, nil)
+	var info struct {
+		BrokerAddrTable  map[string]struct{ BrokerAddrs map[string]string } `json:"brokerAddrTable"`
+		ClusterAddrTable map[string][]string                                `json:"clusterAddrTable"`
+	}
+	if err := json.Unmarshal(r.Body, &info); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(info.ClusterAddrTable, map[string][]string{rocketmqtest.DefaultClusterName: {"broker-a", "broker-b"}}); diff != "" {
+		t.Errorf("106 cluster table (-got +want):\n%s", diff)
+	}
+	if got := info.BrokerAddrTable["broker-b"].BrokerAddrs["0"]; got != s.Brokers()[1].Addr {
+		t.Errorf("106 broker-b master = %q, want %q", got, s.Brokers()[1].Addr)
+	}
+}
