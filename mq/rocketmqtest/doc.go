@@ -64,7 +64,10 @@
 // Differences from a real broker: everything lives in memory and nothing is
 // ever deleted (min offsets are 0); there is no commit log on disk, no
 // slave, no transactional (half) messages (refused with NO_PERMISSION), no
+// request/reply messages (codes 324/325 get REQUEST_CODE_NOT_SUPPORTED), no
 // SQL92 filtering (such subscriptions receive everything), and no ACL.
+// Held pulls are answered the moment their suspend time runs out, where a
+// real broker checks every 5 s.
 // Producers and the name server are one process, so a topic a broker
 // creates is routable at once.
 package rocketmqtest
