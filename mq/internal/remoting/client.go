@@ -188,16 +188,30 @@ func NewClient(handler Handler) *Client {
 
 func (c *Client) conn(ctx context.Context, addr string) (*Conn, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return nil, ErrClosed
 	}
 	if cn := c.conns[addr]; cn != nil && cn.Err() == nil {
+		c.mu.Unlock()
 		return cn, nil
 	}
+	c.mu.Unlock()
+	// Dial without the lock, so that one unreachable broker does not hold
+	// up requests to the others.
 	cn, err := Dial(ctx, addr, c.handler)
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cn.Close()
+		return nil, ErrClosed
+	}
+	if old := c.conns[addr]; old != nil && old.Err() == nil {
+		cn.Close() // lost a race with another dial; keep one connection
+		return old, nil
 	}
 	c.conns[addr] = cn
 	return cn, nil
