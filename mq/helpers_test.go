@@ -20,10 +20,14 @@ import (
 )
 
 // Test timing: refresh liveness fast, so a lane's going offline is seen
-// and taken over within about half a second.
+// and taken over within about a second and a half. The staleness bound is
+// generous: on a loaded machine a refresh can take a few hundred
+// milliseconds, and a stale view makes stable handle every tag (safe, but
+// the tests that check "the lane only" would see duplicates).
 const (
-	testRefresh = 50 * time.Millisecond
-	testMargin  = 200 * time.Millisecond
+	testRefresh   = 50 * time.Millisecond
+	testStaleness = time.Second
+	testMargin    = 200 * time.Millisecond
 )
 
 var instanceSeq atomic.Int64
@@ -157,6 +161,7 @@ func testOpts(s *rocketmqtest.Server, extra ...mq.Option) []mq.Option {
 	return append([]mq.Option{
 		mq.WithNameServer(s.NameServer()),
 		mq.WithRefreshInterval(testRefresh),
+		mq.WithStaleness(testStaleness),
 		mq.WithTakeoverMargin(testMargin),
 		mq.WithAdminTimeout(time.Second),
 	}, extra...)
