@@ -9,27 +9,20 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 	"go.uber.org/goleak"
+
+	"github.com/taglane/taglane/mq/rocketmqtest"
 )
 
 func TestMain(m *testing.M) {
 	rlog.SetLogLevel("error")
-	goleak.VerifyTestMain(m,
-		// Goroutines rocketmq-client-go v2.1.2 leaves behind after Shutdown
-		// (timers that sleep before checking for shutdown, a pull waiting
-		// for its request timeout); see mq/rocketmqtest's TestMain.
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/primitive.WithRecover"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal/remote.(*ResponseFuture).waitResponse"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).pullMessage"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceIfNotPaused"),
-		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"),
-	)
+	goleak.VerifyTestMain(m, rocketmqtest.IgnoreClientGoroutines()...)
 }
 
 // TestDemo runs the demo's scenario on the embedded broker: every request
 // kind through the gateway and the gRPC chain, messages while the lane
 // consumer is online and after it goes offline mid-run.
 func TestDemo(t *testing.T) {
+	rocketmqtest.SkipIfClientRaces(t) // the README's test command runs it without -race too
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer

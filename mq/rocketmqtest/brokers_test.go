@@ -10,7 +10,7 @@ import (
 
 func TestTwoBrokers(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2))
 	bs := s.Brokers()
 	if len(bs) != 2 || bs[0].Name != "broker-a" || bs[1].Name != "broker-b" || bs[0].Addr == bs[1].Addr {

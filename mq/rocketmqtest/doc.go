@@ -60,6 +60,9 @@
 //     Shutdown, and rebalances every 20 s, at start and on notification.
 //   - The client has data races of its own between rebalance and its
 //     timers; tests that run its consumers under -race fail at random.
+//     SkipIfClientRaces skips such a test under -race (run it without too),
+//     and IgnoreClientGoroutines tells goleak which goroutines the client
+//     leaves behind after Shutdown.
 //
 // Differences from a real broker: everything lives in memory and nothing is
 // ever deleted (min offsets are 0); there is no commit log on disk, no

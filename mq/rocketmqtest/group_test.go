@@ -109,7 +109,7 @@ func probeUntilSteady(t *testing.T, s *rocketmqtest.Server, p rocketmq.Producer,
 
 func TestGroupSharesQueuesAndSurvivesALeave(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic, group = "shared", "shared-group"
 	if err := s.CreateTopic(topic, 4); err != nil {
@@ -185,7 +185,7 @@ func TestGroupSharesQueuesAndSurvivesALeave(t *testing.T) {
 
 func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic, group = "resume", "resume-group"
 	p := newProducer(t, s)
@@ -254,7 +254,7 @@ func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
 
 func TestDropClientRebalancesItsQueues(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic, group = "crash", "crash-group"
 	if err := s.CreateTopic(topic, 4); err != nil {
@@ -299,7 +299,7 @@ func TestDropClientRebalancesItsQueues(t *testing.T) {
 
 func TestCaughtUpConsumerDoesNotSpin(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic, group = "idle", "idle-group"
 	if err := s.CreateTopic(topic, 4); err != nil {
@@ -336,7 +336,7 @@ func TestCaughtUpConsumerDoesNotSpin(t *testing.T) {
 
 func TestOrderlyConsumerLocksAndKeepsQueueOrder(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic, group = "orderly", "orderly-group"
 	if err := s.CreateTopic(topic, 2); err != nil {

@@ -136,7 +136,7 @@ type pushConsumer struct {
 func newPushConsumer(t testing.TB, s *rocketmqtest.Server, group, topic string, rec *recorder,
 	handle func(*primitive.MessageExt) consumer.ConsumeResult, opts ...consumer.Option) *pushConsumer {
 	t.Helper()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	name := instance("consumer")
 	opts = append([]consumer.Option{
 		consumer.WithNameServer([]string{s.NameServer()}),

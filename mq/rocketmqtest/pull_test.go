@@ -13,7 +13,7 @@ import (
 
 func TestPullConsumer(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic = "pull"
 	if err := s.CreateTopic(topic, 1); err != nil {

@@ -13,7 +13,7 @@ import (
 
 func TestRetryLaterRedeliversThroughRetryTopic(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t, rocketmqtest.WithDelayLevels(100*time.Millisecond))
 	const topic, group = "retry", "retry-group"
 	if err := s.CreateTopic(topic, 4); err != nil {
@@ -77,7 +77,7 @@ func TestRetryLaterRedeliversThroughRetryTopic(t *testing.T) {
 
 func TestRetryExhaustedGoesToDLQ(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t, rocketmqtest.WithDelayLevels(10*time.Millisecond))
 	const topic, group = "dlq", "dlq-group"
 	for _, tp := range []string{topic, rocketmqtest.RetryTopic(group)} {

@@ -16,7 +16,7 @@ import (
 
 func TestSendKindsThenConsume(t *testing.T) {
 	t.Parallel()
-	skipIfClientRaces(t)
+	rocketmqtest.SkipIfClientRaces(t)
 	s := rocketmqtest.RunT(t)
 	const topic = "kinds"
 	p := newProducer(t, s)

@@ -1,0 +1,5 @@
+//go:build race
+
+package rocketmqtest
+
+const raceEnabled = true
