@@ -14,6 +14,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/taglane/taglane/mq/internal/admin"
 	"github.com/taglane/taglane/tagctx"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Transport is the route proof's transport name for RocketMQ hops.
@@ -290,52 +291,62 @@ type tagGroup struct {
 
 func (c *Consumer) consumeFunc(s *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		vw := c.view.Load()
-		online := vw.onlineAt(time.Now())
-		if len(msgs) == 1 {
-			// The client's default batch size is 1: no grouping needed.
-			t, v, rej := c.filter.decide(msgs[0], online)
-			if v == skip {
-				c.skipped.Add(1)
-				return consumer.ConsumeSuccess, nil
-			}
-			c.handled.Add(1)
-			vw.noteHandled(t, msgs[0])
-			return c.deliver(ctx, s, t, rej, tagctx.Decide(t, c.tag), msgs)
+		if len(msgs) != 1 {
+			return c.consumeBatch(ctx, s, msgs)
 		}
-		var groups []tagGroup
-		for _, m := range msgs {
-			t, v, rej := c.filter.decide(m, online)
-			if v == skip {
-				c.skipped.Add(1)
-				continue
-			}
-			c.handled.Add(1)
-			vw.noteHandled(t, m)
-			i := 0
-			for ; i < len(groups); i++ {
-				if groups[i].tag == t && (groups[i].rejected == nil) == (rej == nil) {
-					break
-				}
-			}
-			if i == len(groups) {
-				groups = append(groups, tagGroup{tag: t, rejected: rej})
-			}
-			groups[i].msgs = append(groups[i].msgs, m)
-		}
-		result := consumer.ConsumeSuccess
-		var errs []error
-		for _, g := range groups {
-			r, err := c.deliver(ctx, s, g.tag, g.rejected, tagctx.Decide(g.tag, c.tag), g.msgs)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if r != consumer.ConsumeSuccess {
-				result = consumer.ConsumeRetryLater
-			}
-		}
-		return result, errors.Join(errs...)
+		return c.consumeOne(ctx, s, msgs)
 	}
+}
+
+// consumeOne is the path of the client's default batch size, 1.
+func (c *Consumer) consumeOne(ctx context.Context, s *subscription, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	vw := c.view.Load()
+	t, v, rej := c.filter.decide(msgs[0], vw.onlineAt(time.Now()))
+	if v == skip {
+		c.skipped.Add(1)
+		return consumer.ConsumeSuccess, nil
+	}
+	c.handled.Add(1)
+	vw.noteHandled(t, msgs[0])
+	return c.deliver(ctx, s, t, rej, tagctx.Decide(t, c.tag), msgs)
+}
+
+// consumeBatch splits a batch by tag and runs the handler once per tag.
+func (c *Consumer) consumeBatch(ctx context.Context, s *subscription, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	vw := c.view.Load()
+	online := vw.onlineAt(time.Now())
+	var groups []tagGroup
+	for _, m := range msgs {
+		t, v, rej := c.filter.decide(m, online)
+		if v == skip {
+			c.skipped.Add(1)
+			continue
+		}
+		c.handled.Add(1)
+		vw.noteHandled(t, m)
+		i := 0
+		for ; i < len(groups); i++ {
+			if groups[i].tag == t && (groups[i].rejected == nil) == (rej == nil) {
+				break
+			}
+		}
+		if i == len(groups) {
+			groups = append(groups, tagGroup{tag: t, rejected: rej})
+		}
+		groups[i].msgs = append(groups[i].msgs, m)
+	}
+	result := consumer.ConsumeSuccess
+	var errs []error
+	for _, g := range groups {
+		r, err := c.deliver(ctx, s, g.tag, g.rejected, tagctx.Decide(g.tag, c.tag), g.msgs)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if r != consumer.ConsumeSuccess {
+			result = consumer.ConsumeRetryLater
+		}
+	}
+	return result, errors.Join(errs...)
 }
 
 // deliver runs the handler on msgs of one tag with the route proof.
@@ -344,8 +355,11 @@ func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, r
 		c.rejected.Add(uint64(len(msgs)))
 	}
 	ctx = tagctx.With(ctx, t)
-	tagctx.Record(ctx, tagctx.Observation{
-		Transport: Transport, Operation: s.topic, Traffic: t, Node: c.tag, Route: route, Rejected: rejected,
-	}, c.cfg.observer)
+	// Record's frame is only paid for when someone reads the proof.
+	if c.cfg.observer != nil || trace.SpanFromContext(ctx).IsRecording() {
+		tagctx.Record(ctx, tagctx.Observation{
+			Transport: Transport, Operation: s.topic, Traffic: t, Node: c.tag, Route: route, Rejected: rejected,
+		}, c.cfg.observer)
+	}
 	return s.h(ctx, msgs...)
 }

@@ -63,37 +63,41 @@ type filter struct {
 // invalid tag, why it was rejected (the message is then untagged).
 // online is the stable consumer's set of online lanes (nil: none or stale).
 func (f *filter) decide(m *primitive.MessageExt, online map[tagctx.Tag]struct{}) (tagctx.Tag, verdict, error) {
-	raw := m.GetProperty(f.key)
-	if raw == "" {
-		if f.lane.IsZero() {
-			return tagctx.Tag{}, handle, nil
-		}
-		return tagctx.Tag{}, skip, nil
+	return f.decideRaw(m.GetProperty(f.key), m.ReconsumeTimes > 0, online)
+}
+
+// decideRaw is decide on the property value already read; retry says the
+// message is a redelivery from the group's own retry topic.
+func (f *filter) decideRaw(raw string, retry bool, online map[tagctx.Tag]struct{}) (tagctx.Tag, verdict, error) {
+	var (
+		t   tagctx.Tag
+		err error
+	)
+	if raw != "" {
+		t, err = tagctx.Parse(raw)
 	}
-	t, err := tagctx.Parse(raw)
-	if err != nil {
-		// Invalid input is never routed into a lane: stable handles it
-		// as untagged and reports why.
-		if f.lane.IsZero() {
-			return tagctx.Tag{}, handle, err
-		}
-		return tagctx.Tag{}, skip, err
-	}
+	return t, f.verdict(t, err, retry, online), err
+}
+
+// verdict decides on a parsed tag: t is zero for an untagged message and
+// for one whose tag was rejected (rej).
+func (f *filter) verdict(t tagctx.Tag, rej error, retry bool, online map[tagctx.Tag]struct{}) verdict {
 	if !f.lane.IsZero() {
-		if t == f.lane {
-			return t, handle, nil
+		if rej == nil && t == f.lane {
+			return handle
 		}
-		return t, skip, nil
+		return skip
 	}
-	// A redelivery from the group's own retry topic was a message this
-	// group decided to handle; the lane's group will never see it.
-	if m.ReconsumeTimes > 0 {
-		return t, handle, nil
+	// Stable: untagged and invalid input (never routed into a lane) are
+	// its own. A redelivery from its own retry topic was a message it
+	// decided to handle; the lane's group will never see it.
+	if t.IsZero() || retry || len(online) == 0 {
+		return handle
 	}
 	if _, ok := online[t]; ok {
-		return t, skip, nil
+		return skip
 	}
-	return t, handle, nil
+	return handle
 }
 
 // maxTracked caps a handledSet.
