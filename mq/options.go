@@ -23,8 +23,8 @@ const (
 	// liveness view may be before a stable consumer stops trusting it and
 	// handles every tag itself.
 	DefaultStalenessFactor = 3
-	// DefaultTakeoverMargin is added to the takeover delay, for clock
-	// jitter between stable instances and broker latency.
+	// DefaultTakeoverMargin is added to the takeover delay, for timer and
+	// scheduling latency on the stable instances and broker round trips.
 	DefaultTakeoverMargin = time.Second
 	// MinRefreshInterval keeps a misconfiguration from hammering brokers.
 	MinRefreshInterval = 10 * time.Millisecond

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taglane/taglane/mq"
 	"github.com/taglane/taglane/mq/rocketmqtest"
 )
 
@@ -52,6 +53,50 @@ func TestRouting(t *testing.T) {
 		}
 		if d.ctxTag != wantTag {
 			t.Errorf("%s: handler ctx tag %q, want %q", d.body, d.ctxTag, wantTag)
+		}
+	}
+}
+
+// TestGroupPrefix: with a prefix, the stable group is "<prefix><base>" and
+// the lane group "<tag>_<base>"; the lane seeds from the prefixed group.
+func TestGroupPrefix(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "prefixed"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	prefix := mq.WithGroupPrefix("test_")
+	stable := startConsumer(t, s, "svc", topic, "", nil, rec, prefix)
+	p := newProducer(t, s)
+	old := bodies("old", 8)
+	send(t, p, topic, "blue", old)
+	rec.waitBodies(t, 10*time.Second, old)
+	waitCommitted(t, s, stable.Group(), topic) // the lane seeds from it
+	lane := startConsumer(t, s, "svc", topic, "blue", nil, rec, prefix)
+	if stable.Group() != "test_svc" || lane.Group() != "blue_svc" {
+		t.Fatalf("groups %q and %q, want test_svc and blue_svc", stable.Group(), lane.Group())
+	}
+	for _, q := range s.Queues(topic) {
+		if got, _ := s.CommittedOffset("blue_svc", q); got != s.MaxOffset(q) {
+			t.Errorf("lane seeded at %d on %v, want stable's %d", got, q, s.MaxOffset(q))
+		}
+	}
+	waitOnline(t, stable, "blue")
+	blue := bodies("blue", 8)
+	send(t, p, topic, "blue", blue)
+	rec.waitBodies(t, 10*time.Second, blue)
+	got := rec.byBody()
+	for _, b := range blue {
+		if len(got[b]) != 1 || got[b][0] != "blue" {
+			t.Errorf("%s handled by %q, want once by the lane", b, got[b])
+		}
+	}
+	for _, b := range old {
+		if len(got[b]) != 1 || got[b][0] != "stable" {
+			t.Errorf("%s handled by %q, want once by stable (no replay)", b, got[b])
 		}
 	}
 }
