@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +123,76 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
 	}
+}
+
+// TestConcurrentConsumeRefreshTakeover runs the hot path on many
+// goroutines while the refresh and takeover loops publish views, track
+// handled messages and hand over an offline lane's messages: for the race
+// detector, without the push consumer (which races with itself).
+func TestConcurrentConsumeRefreshTakeover(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t)
+	const topic = "orders"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	p := rawProducer(t, s)
+	sendBatches(t, p, topic, tagctx.MustParse("blue"), "blue", 200)
+	addr := s.Brokers()[0].Addr
+	var h handled
+	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNodeTag(tagctx.Tag{}),
+		WithRefreshInterval(10*time.Millisecond), WithTakeoverMargin(0), WithInstanceName(uniq("stable")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(topic, subAll, h.handler); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.admin.Close() })
+	// The stable group needs a member for a leader: this consumer's own
+	// client ID, heartbeating over a connection of its own.
+	heartbeat(t, addr, "127.0.0.1@"+c.InstanceName(), "svc", topic)
+	blue := heartbeat(t, addr, "127.0.0.1@blue-1", "blue_svc", topic)
+	c.refresh(context.Background())
+	c.wg.Add(2)
+	go c.refreshLoop()
+	go c.takeoverLoop()
+
+	f := c.consumeFunc(c.subscriptionOf(topic))
+	msgs := s.Messages(topic)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ; i = (i + 4) % len(msgs) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f(context.Background(), msgs[i])
+				if i%7 == 0 {
+					f(context.Background(), msgs[i], msgs[(i+1)%len(msgs)])
+				}
+			}
+		}()
+	}
+	waitUntil(t, func() bool { return c.Stats().Skipped > 500 })
+	blue.Close() // the lane goes offline while messages flow
+	waitUntil(t, func() bool { return c.Stats().Takeovers > 0 })
+	close(stop)
+	wg.Wait()
+	c.stopLoops()
+	if !c.Leader() {
+		t.Error("the only stable member is not the leader")
+	}
+	if n, _ := h.count("blue"); n != 200 {
+		t.Errorf("handled %d of 200 blue messages, by the hot path or the takeover", n)
+	}
+	if st := c.Stats(); st.Handled == 0 || st.Redelivered+st.NotHandedOver != 200 {
+		t.Errorf("stats %+v: want the hot path to handle blue once offline, and the takeover to hand over or leave out each message once", st)
+	}
+	t.Logf("stats %+v", c.Stats())
 }
