@@ -8,7 +8,7 @@ replace (
 )
 
 require (
-	github.com/apache/rocketmq-client-go/v2 v2.1.3-0.20251226070945-2173d070fd1b
+	github.com/apache/rocketmq-client-go/v2 v2.1.2
 	github.com/taglane/taglane v0.0.0
 	github.com/taglane/taglane/mq v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
