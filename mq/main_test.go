@@ -6,6 +6,8 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 	"go.uber.org/goleak"
+
+	"github.com/taglane/taglane/mq/rocketmqtest"
 )
 
 func TestMain(m *testing.M) {
@@ -14,20 +16,20 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MQ_NOLEAK") != "" {
 		os.Exit(m.Run())
 	}
-	goleak.VerifyTestMain(m, leakOptions()...)
+	// Every goroutine of this package must be gone once Shutdown returns;
+	// only the client's own leftovers are ignored.
+	goleak.VerifyTestMain(m, rocketmqtest.IgnoreClientGoroutines()...)
 }
 
-// leakOptions ignores goroutines rocketmq-client-go v2.1.2 leaves behind
-// after Shutdown (the same list as mq/rocketmqtest's), and only those:
-// every goroutine of this package must be gone once Shutdown returns.
-func leakOptions() []goleak.Option {
-	return []goleak.Option{
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/primitive.WithRecover"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal/remote.(*ResponseFuture).waitResponse"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).pullMessage"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*defaultPullConsumer).pullMessage"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceIfNotPaused"),
-		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"),
+// skipIfClientRaces skips a test that runs rocketmq-client-go push consumers
+// under the race detector, where the client races with itself (see
+// rocketmqtest.SkipIfClientRaces). This package's own concurrency (view
+// publication, liveness, takeover) is race-tested by the tests that do not
+// start a push consumer. MQ_RACE_CLIENT=1 runs them anyway, to see the
+// client's race for oneself.
+func skipIfClientRaces(t testing.TB) {
+	t.Helper()
+	if os.Getenv("MQ_RACE_CLIENT") == "" {
+		rocketmqtest.SkipIfClientRaces(t)
 	}
 }
