@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -111,10 +110,6 @@ func (c *Client) Route(ctx context.Context, topic string) ([]Broker, error) {
 	return nil, lastErr
 }
 
-// unquotedKey matches fastjson's unquoted numeric map keys ({0:"addr"}),
-// which a Java name server writes and encoding/json refuses.
-var unquotedKey = regexp.MustCompile(`([{,])\s*(-?\d+)\s*:`)
-
 func parseRoute(body []byte) ([]Broker, error) {
 	var rd struct {
 		QueueDatas []struct {
@@ -128,7 +123,7 @@ func parseRoute(body []byte) ([]Broker, error) {
 		} `json:"brokerDatas"`
 	}
 	if err := json.Unmarshal(body, &rd); err != nil {
-		if err2 := json.Unmarshal(unquotedKey.ReplaceAll(body, []byte(`$1"$2":`)), &rd); err2 != nil {
+		if err2 := json.Unmarshal(quoteNumericKeys(body), &rd); err2 != nil {
 			return nil, fmt.Errorf("admin: route body: %w", err)
 		}
 	}

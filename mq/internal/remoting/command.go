@@ -2,11 +2,11 @@
 // frames carrying a header (JSON, serialization type 0, or RocketMQ's binary
 // layout, type 1) and an opaque body.
 //
-// The embedded broker in mq/rocketmqtest serves it, and the mq lanes use
-// [Client] for the admin queries rocketmq-client-go does not expose (online
-// consumers of a group, another group's offsets).
+// The embedded broker in mq/rocketmqtest serves it, and mq/internal/admin
+// builds on [Client] the admin queries rocketmq-client-go does not expose
+// (online consumers of a group, another group's offsets).
 //
-//	c := remoting.NewClient()
+//	c := remoting.NewClient(nil) // nil: this client answers no server-initiated requests
 //	defer c.Close()
 //	resp, err := c.Invoke(ctx, brokerAddr, remoting.NewRequest(remoting.GetConsumerListByGroup,
 //		map[string]string{"consumerGroup": "orders"}, nil))

@@ -5,5 +5,3 @@ var (
 	DecodeJSONHeaderFast = decodeJSONHeaderFast
 	DecodeJSONHeaderStd  = decodeJSONHeaderStd
 )
-
-var QuoteNumericKeys = quoteNumericKeys

@@ -1,10 +1,9 @@
-package remoting_test
+package admin
 
 import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/taglane/taglane/mq/internal/remoting"
 )
 
 func TestQuoteNumericKeys(t *testing.T) {
@@ -17,20 +16,9 @@ func TestQuoteNumericKeys(t *testing.T) {
 		{"spaces and negative", `{ -1 : "x" }`, `{ "-1" : "x" }`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(string(remoting.QuoteNumericKeys([]byte(tc.in))), tc.want); diff != "" {
+			if diff := cmp.Diff(string(quoteNumericKeys([]byte(tc.in))), tc.want); diff != "" {
 				t.Errorf("(-got +want):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestResponseCode(t *testing.T) {
-	t.Parallel()
-	err := error(&remoting.ResponseError{RequestCode: 38, ResponseCode: remoting.SystemError, Remark: "no consumer for this group, g"})
-	if code, ok := remoting.ResponseCode(err); !ok || code != remoting.SystemError {
-		t.Errorf("ResponseCode = %d, %v", code, ok)
-	}
-	if _, ok := remoting.ResponseCode(remoting.ErrClosed); ok {
-		t.Error("ResponseCode found a code in ErrClosed")
 	}
 }
