@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/baggage"
@@ -134,14 +133,36 @@ func MergeBaggage(header, key string, t Tag) string {
 	return b.String()
 }
 
-// maxMembers bounds the member cache: lanes are few, but tags come from
-// outside, and a flood of distinct valid tags must not grow memory.
-const maxMembers = 1024
+// memberSlots sizes the member cache: a direct-mapped table, so a lookup is
+// a short hash and one atomic load, and a flood of distinct tags from
+// outside cannot grow memory (it only evicts).
+const memberSlots = 256
 
-var (
-	members   atomic.Pointer[map[string]string] // tag -> "x-tag=<tag>"; copy on write, reads take no lock
-	membersMu sync.Mutex
-)
+type memberEntry struct{ tag, member string }
+
+var members [memberSlots]atomic.Pointer[memberEntry]
+
+// memberSlot hashes a tag's length and its first and last eight bytes:
+// that tells apart every tag of up to 16 bytes, and longer tags differing
+// only in the middle share a slot, which costs an allocation, not a wrong
+// answer.
+func memberSlot(s string) uint {
+	x := uint64(len(s))
+	if len(s) >= 8 {
+		x ^= load64(s)*0xff51afd7ed558ccd ^ load64(s[len(s)-8:])*0xc4ceb9fe1a85ec53
+	} else {
+		for i := 0; i < len(s); i++ {
+			x = x<<8 | uint64(s[i])
+		}
+	}
+	return uint((x * 0x9e3779b97f4a7c15) >> (64 - 8)) // memberSlots == 1<<8
+}
+
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
 
 // member returns "key=tag". For the default key the strings are cached, so
 // injecting a tag allocates nothing for them: strings are immutable and
@@ -150,27 +171,12 @@ func member(key string, t Tag) string {
 	if key != DefaultBaggageKey {
 		return key + "=" + t.s
 	}
-	if m := members.Load(); m != nil {
-		if s, ok := (*m)[t.s]; ok {
-			return s
-		}
+	slot := &members[memberSlot(t.s)]
+	if e := slot.Load(); e != nil && e.tag == t.s {
+		return e.member
 	}
 	s := key + "=" + t.s
-	membersMu.Lock()
-	defer membersMu.Unlock()
-	old := members.Load()
-	if old == nil {
-		old = new(map[string]string)
-	}
-	if len(*old) >= maxMembers {
-		return s
-	}
-	next := make(map[string]string, len(*old)+1)
-	for k, v := range *old {
-		next[k] = v
-	}
-	next[t.s] = s
-	members.Store(&next)
+	slot.Store(&memberEntry{tag: t.s, member: s})
 	return s
 }
 

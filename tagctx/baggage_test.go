@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/baggage"
@@ -112,17 +113,37 @@ func TestOtelBaggageRoundTrip(t *testing.T) {
 	}
 }
 
-func TestMemberCacheIsBounded(t *testing.T) {
-	for i := range 3 * maxMembers {
+func TestMemberCache(t *testing.T) {
+	// More distinct tags than slots: every answer stays right while
+	// entries are evicted, and the table cannot grow.
+	for i := range 3 * memberSlots {
 		tag := MustParse(fmt.Sprintf("t%d", i))
 		if got, want := member(DefaultBaggageKey, tag), "x-tag="+tag.String(); got != want {
 			t.Fatalf("member = %q, want %q", got, want)
 		}
 	}
-	if n := len(*members.Load()); n > maxMembers {
-		t.Fatalf("cache holds %d entries, bound is %d", n, maxMembers)
+	hot := MustParse("feature-x")
+	member(DefaultBaggageKey, hot)
+	if n := testing.AllocsPerRun(100, func() { member(DefaultBaggageKey, hot) }); n != 0 {
+		t.Fatalf("cached member allocates %v times", n)
 	}
 	if got := member("other", MustParse("a")); got != "other=a" {
 		t.Fatalf("non-default key: %q", got)
 	}
+}
+
+func TestMemberCacheConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				tag := MustParse(fmt.Sprintf("t%d", (i*7+g)%(2*memberSlots)))
+				if got, want := member(DefaultBaggageKey, tag), "x-tag="+tag.String(); got != want {
+					t.Errorf("member = %q, want %q", got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

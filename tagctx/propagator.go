@@ -43,12 +43,17 @@ func (p Propagator) keys() (header, member string) {
 // with untagged traffic it writes nothing, except that it removes a tag
 // member from baggage already in the carrier: this hop decided "stable".
 func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
-	header, member := p.keys()
 	t := Effective(ctx)
 	if hc, ok := carrier.(propagation.HeaderCarrier); ok {
-		InjectHeader(http.Header(hc), header, member, t)
+		if p.Header == "" && p.BaggageKey == "" {
+			InjectHeader(http.Header(hc), DefaultHeader, DefaultBaggageKey, t)
+		} else {
+			header, member := p.keys()
+			InjectHeader(http.Header(hc), header, member, t)
+		}
 		return
 	}
+	header, member := p.keys()
 	existing := carrier.Get(BaggageHeader)
 	if t.IsZero() {
 		if hasMember(existing, member) {
