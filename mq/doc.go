@@ -48,7 +48,7 @@
 // offline (staleness bound + hysteresis + margin), then, per queue, pulls
 // the messages of the lane's tag from the lane group's committed offset up
 // to the queue's max offset, hands them to the stable handler (context
-// tagged, route proof "fallback"), and moves the lane group's offset past
+// tagged, route proof "fallback", HandedOver(ctx) true), and moves the lane group's offset past
 // them; the lane group's retry topic is drained the same way. Reading up to
 // the max offset, not to the stable group's committed offset, covers every
 // message a stable instance skipped, even one whose commit still waits for

@@ -59,6 +59,8 @@ type delivery struct {
 	ctxTag   string // tagctx.From(ctx) in the handler
 	body     string
 	batch    int // size of the handler call
+	// handedOver: delivered by a takeover (mq.HandedOver(ctx)).
+	handedOver bool
 }
 
 // recorder collects deliveries from every consumer of a test.
@@ -80,7 +82,8 @@ func (r *recorder) handler(name string) mq.Handler {
 func (r *recorder) add(name string, ctx context.Context, msgs []*primitive.MessageExt) {
 	r.mu.Lock()
 	for _, m := range msgs {
-		r.all = append(r.all, delivery{consumer: name, ctxTag: tagctx.From(ctx).String(), body: string(m.Body), batch: len(msgs)})
+		r.all = append(r.all, delivery{consumer: name, ctxTag: tagctx.From(ctx).String(), body: string(m.Body), batch: len(msgs),
+			handedOver: mq.HandedOver(ctx)})
 	}
 	r.mu.Unlock()
 	select {

@@ -145,17 +145,27 @@ func laneStopScenario(t *testing.T, stables int, stop func(*rocketmqtest.Server,
 	all := append(append(append([]string{}, blue...), stream.bodies("")...), stream.bodies("green")...)
 	rec.waitBodies(t, 30*time.Second, all)
 	// Only blue reached the lane; only stable's own traffic the stables.
+	// What a takeover handed over is blue, late, to a stable instance.
 	for _, d := range rec.snapshot() {
 		if d.consumer == "blue" && !strings.Contains(d.body, "-blue-") {
 			t.Errorf("misroute: lane blue handled %s", d.body)
+		}
+		if d.handedOver && (d.ctxTag != "blue" || !strings.HasPrefix(d.consumer, "stable")) {
+			t.Errorf("handed over %s to %s with tag %q, want blue to a stable instance", d.body, d.consumer, d.ctxTag)
 		}
 	}
 	var redelivered uint64
 	for _, c := range st {
 		redelivered += c.Stats().Redelivered
 	}
-	t.Logf("%d blue messages, handed over %d, duplicates %d (of all %d: %d)", len(blue), redelivered,
-		rec.duplicates(blue), len(all), rec.duplicates(all))
+	late := 0
+	for _, d := range rec.snapshot() {
+		if d.handedOver {
+			late++
+		}
+	}
+	t.Logf("%d blue messages, handed over %d (handlers saw HandedOver on %d), duplicates %d (of all %d: %d)", len(blue), redelivered,
+		late, rec.duplicates(blue), len(all), rec.duplicates(all))
 	return st
 }
 

@@ -246,6 +246,19 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 	return errors.Join(errs...)
 }
 
+type handedOverKey struct{}
+
+// HandedOver reports whether the messages a handler (or an observer) is
+// given were handed over to stable from a lane that went offline: skipped
+// by stable while the lane was online, not consumed by the lane, and
+// delivered late, once, by one stable instance. Their route is fallback,
+// like any message of a tag with no lane online; this tells the late ones
+// apart, for logs and for handlers that care about ordering.
+func HandedOver(ctx context.Context) bool {
+	v, _ := ctx.Value(handedOverKey{}).(bool)
+	return v
+}
+
 // handover pulls [lo, hi) of q and hands the messages of tag t (all
 // messages, for the zero t: a lane's retry topic holds only what the lane
 // handled) to the stable handler, grouped by tag, leaving out those done
@@ -253,6 +266,7 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 // which everything was handed over.
 func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, lo, hi int64, done *handledSet) (int64, error) {
 	off := lo
+	hctx := context.WithValue(ctx, handedOverKey{}, true)
 	for off < hi {
 		if err := ctx.Err(); err != nil {
 			return off, err
@@ -303,7 +317,7 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 			if s == nil {
 				return off, fmt.Errorf("mq: hand over %s: no handler for topic %q", q, topic)
 			}
-			res, err := c.deliver(ctx, s, g.tag, g.rejected, tagctx.RouteFallback, g.msgs)
+			res, err := c.deliver(hctx, s, g.tag, g.rejected, tagctx.RouteFallback, g.msgs)
 			if err == nil && res != consumer.ConsumeSuccess {
 				err = fmt.Errorf("mq: hand over %s at %d: handler asked to retry", q, off)
 			}

@@ -61,6 +61,8 @@ type handled struct {
 	bodies map[string]int
 	tags   map[string]bool
 	fail   func(*primitive.MessageExt) bool
+	// handedOver counts messages delivered with HandedOver(ctx).
+	handedOver int
 }
 
 func (h *handled) handler(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
@@ -78,6 +80,9 @@ func (h *handled) handler(ctx context.Context, msgs ...*primitive.MessageExt) (c
 		h.bodies[string(m.Body)]++
 	}
 	h.tags[tagctx.From(ctx).String()] = true
+	if HandedOver(ctx) {
+		h.handedOver += len(msgs)
+	}
 	return consumer.ConsumeSuccess, nil
 }
 
@@ -145,6 +150,9 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 	}
 	if st := c.Stats(); st.Redelivered != 40 {
 		t.Errorf("Redelivered = %d, want 40", st.Redelivered)
+	}
+	if h.handedOver != 40 {
+		t.Errorf("handler saw HandedOver on %d messages, want 40", h.handedOver)
 	}
 
 	// While the lane stays offline, stable handles blue itself; the leader

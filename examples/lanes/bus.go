@@ -86,6 +86,7 @@ func (b *rocketBus) startConsumer(node tagctx.Tag, common []mq.Option) (*mq.Cons
 	}
 	err = c.Subscribe(topic, consumer.MessageSelector{}, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		hop := hopOf(ctx, "notifier", node, "rocketmq")
+		hop.HandedOver = mq.HandedOver(ctx)
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		for _, m := range msgs {

@@ -26,6 +26,9 @@ type Hop struct {
 	Node     string `json:"node"`
 	Route    string `json:"route"`
 	Via      string `json:"via"` // http, grpc-unary, grpc-stream, rocketmq
+	// HandedOver: a message stable skipped while its lane was online,
+	// handed to stable after the lane went offline (mq.HandedOver).
+	HandedOver bool `json:"handedOver,omitempty"`
 }
 
 type jsonCodec struct{}

@@ -177,7 +177,11 @@ func run(ctx context.Context, cfg config) (summary, error) {
 			if i > 0 {
 				label = "  again"
 			}
-			fmt.Fprintf(out, "%-11s tag=%-10s %-18s node=%-10s %s%s\n", label, dash(h.Traffic), h.Instance, dash(h.Node), h.Route, verdict)
+			route := h.Route
+			if h.HandedOver {
+				route += " (handed over)"
+			}
+			fmt.Fprintf(out, "%-11s tag=%-10s %-18s node=%-10s %s%s\n", label, dash(h.Traffic), h.Instance, dash(h.Node), route, verdict)
 		}
 	}
 	sum.Redelivered = b.redelivered()
