@@ -42,10 +42,10 @@ func TestChaos(t *testing.T) {
 	if err := s.CreateTopic(topic, 2); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	stables := []*mq.Consumer{
-		startConsumer(t, s, "svc", topic, "", rec.handler("stable-0"), rec),
-		startConsumer(t, s, "svc", topic, "", rec.handler("stable-1"), rec),
+		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-0"), rec),
+		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-1"), rec),
 	}
 	p := newProducer(t, s)
 	tags := []string{"", "a", "b", "c", "d"} // d never has a lane
@@ -79,7 +79,7 @@ func TestChaos(t *testing.T) {
 				retryMu.Unlock()
 				return consumer.ConsumeRetryLater, nil
 			}
-			rec.add(tag, ctx, msgs)
+			rec.Record(ctx, tag, msgs...)
 			return consumer.ConsumeSuccess, nil
 		}
 	}
@@ -118,13 +118,13 @@ func TestChaos(t *testing.T) {
 	for _, l := range running {
 		l.c.Shutdown()
 	}
-	rec.waitBodies(t, 40*time.Second, all)
-	got := rec.byBody()
+	rec.WaitBodies(t, 40*time.Second, all...)
+	got := rec.ByBody()
 	misroutes := 0
-	for _, d := range rec.snapshot() {
-		if !strings.HasPrefix(d.consumer, "stable") && !strings.Contains(d.body, "-"+d.consumer+"-") {
+	for _, d := range rec.Deliveries() {
+		if !strings.HasPrefix(d.Consumer, "stable") && !strings.Contains(d.Body(), "-"+d.Consumer+"-") {
 			misroutes++
-			t.Errorf("misroute: lane %s handled %s", d.consumer, d.body)
+			t.Errorf("misroute: lane %s handled %s", d.Consumer, d.Body())
 		}
 	}
 	var redelivered, takeovers uint64
@@ -139,7 +139,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; %d lane retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
-		len(all), starts, stops, kills, len(retried), takeovers, redelivered, lost, rec.duplicates(all), misroutes)
+		len(all), starts, stops, kills, len(retried), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
 	if len(all) < 2000 {
 		t.Errorf("only %d messages sent, want thousands", len(all))
 	}

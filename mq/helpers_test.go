@@ -53,93 +53,8 @@ func newProducer(t testing.TB, s *rocketmqtest.Server) rocketmq.Producer {
 	return mq.NewProducer(p)
 }
 
-// delivery is one message a handler got.
-type delivery struct {
-	consumer string // "stable" or the lane tag, plus an instance suffix
-	ctxTag   string // tagctx.From(ctx) in the handler
-	body     string
-	batch    int // size of the handler call
-	// handedOver: delivered by a takeover (mq.HandedOver(ctx)).
-	handedOver bool
-}
-
-// recorder collects deliveries from every consumer of a test.
-type recorder struct {
-	mu   sync.Mutex
-	all  []delivery
-	wake chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{wake: make(chan struct{}, 1)} }
-
-func (r *recorder) handler(name string) mq.Handler {
-	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		r.add(name, ctx, msgs)
-		return consumer.ConsumeSuccess, nil
-	}
-}
-
-func (r *recorder) add(name string, ctx context.Context, msgs []*primitive.MessageExt) {
-	r.mu.Lock()
-	for _, m := range msgs {
-		r.all = append(r.all, delivery{consumer: name, ctxTag: tagctx.From(ctx).String(), body: string(m.Body), batch: len(msgs),
-			handedOver: mq.HandedOver(ctx)})
-	}
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) snapshot() []delivery {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.all)
-}
-
-// byBody maps each body to the consumers that got it, in order.
-func (r *recorder) byBody() map[string][]string {
-	out := map[string][]string{}
-	for _, d := range r.snapshot() {
-		out[d.body] = append(out[d.body], d.consumer)
-	}
-	return out
-}
-
-// waitBodies waits until every body in want was handled at least once.
-func (r *recorder) waitBodies(t testing.TB, timeout time.Duration, want []string) {
-	t.Helper()
-	waitFor(t, timeout, func() string {
-		got := r.byBody()
-		var missing []string
-		for _, b := range want {
-			if len(got[b]) == 0 {
-				missing = append(missing, b)
-			}
-		}
-		if len(missing) == 0 {
-			return ""
-		}
-		return fmt.Sprintf("%d of %d messages not handled, first %q", len(missing), len(want), missing[0])
-	}, r.wake)
-}
-
-// duplicates counts extra handlings of the bodies in want.
-func (r *recorder) duplicates(want []string) int {
-	got := r.byBody()
-	n := 0
-	for _, b := range want {
-		if k := len(got[b]); k > 1 {
-			n += k - 1
-		}
-	}
-	return n
-}
-
-// waitFor polls cond until it returns "" or the deadline passes; wake, if
-// not nil, shortens the wait between polls.
-func waitFor(t testing.TB, timeout time.Duration, cond func() string, wake <-chan struct{}) {
+// waitFor polls cond until it returns "" or the deadline passes.
+func waitFor(t testing.TB, timeout time.Duration, cond func() string) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -154,7 +69,6 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() string, wake <-cha
 		case <-deadline.C:
 			t.Fatalf("after %v: %s", timeout, why)
 		case <-tick.C:
-		case <-wake:
 		}
 	}
 }
@@ -173,7 +87,7 @@ func testOpts(s *rocketmqtest.Server, extra ...mq.Option) []mq.Option {
 // startConsumer starts a consumer of base on topic in role tag ("" for
 // stable) whose handler is h (the recorder's if nil). It is shut down when
 // the test ends, unless the test did it first.
-func startConsumer(t testing.TB, s *rocketmqtest.Server, base, topic, tag string, h mq.Handler, rec *recorder, extra ...mq.Option) *mq.Consumer {
+func startConsumer(t testing.TB, s *rocketmqtest.Server, base, topic, tag string, h mq.Handler, rec *rocketmqtest.Recorder, extra ...mq.Option) *mq.Consumer {
 	t.Helper()
 	skipIfClientRaces(t)
 	var nodeTag tagctx.Tag
@@ -188,7 +102,7 @@ func startConsumer(t testing.TB, s *rocketmqtest.Server, base, topic, tag string
 		t.Fatal(err)
 	}
 	if h == nil {
-		h = rec.handler(name)
+		h = rec.Handler(name)
 	}
 	if err := c.Subscribe(topic, consumer.MessageSelector{}, h); err != nil {
 		t.Fatal(err)
@@ -213,7 +127,7 @@ func waitOnline(t testing.TB, c *mq.Consumer, want ...string) {
 			return ""
 		}
 		return fmt.Sprintf("stable sees lanes %q online, want %q", got, want)
-	}, nil)
+	})
 }
 
 // clientID finds the client ID the broker knows a consumer by.
@@ -228,7 +142,7 @@ func clientID(t testing.TB, s *rocketmqtest.Server, c *mq.Consumer) string {
 			}
 		}
 		return fmt.Sprintf("%q not online in group %q", c.InstanceName(), c.Group())
-	}, nil)
+	})
 	return id
 }
 
@@ -330,7 +244,7 @@ func (st *stream) waitSent(t testing.TB, n int) {
 			return fmt.Sprintf("stream sent %d of %d", c, target)
 		}
 		return ""
-	}, nil)
+	})
 }
 
 // gate makes a lane handler die like a crashed process: from kill on, it

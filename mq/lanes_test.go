@@ -34,7 +34,7 @@ func TestBatchGroupedByTag(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var calls [][]string
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	h := func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		var call []string
 		for _, m := range msgs {
@@ -46,11 +46,11 @@ func TestBatchGroupedByTag(t *testing.T) {
 		mu.Lock()
 		calls = append(calls, call)
 		mu.Unlock()
-		rec.add("stable", ctx, msgs)
+		rec.Record(ctx, "stable", msgs...)
 		return consumer.ConsumeSuccess, nil
 	}
 	startConsumer(t, s, "svc", topic, "", h, rec, mq.WithConsumerOptions(consumer.WithConsumeMessageBatchMaxSize(32)))
-	rec.waitBodies(t, 10*time.Second, want)
+	rec.WaitBodies(t, 10*time.Second, want...)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(calls) >= len(want) {
@@ -70,12 +70,12 @@ func TestLaneStartNoReplayNoGap(t *testing.T) {
 	if err := s.CreateTopic(topic, 4); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
 	p := newProducer(t, s)
 	old := bodies("old-blue", 40)
 	send(t, p, topic, "blue", old)
-	rec.waitBodies(t, 10*time.Second, old)
+	rec.WaitBodies(t, 10*time.Second, old...)
 	// The seed copies stable's committed offsets; wait until the client's
 	// commit timer (first after 10 s) has written them.
 	waitFor(t, 20*time.Second, func() string {
@@ -85,7 +85,7 @@ func TestLaneStartNoReplayNoGap(t *testing.T) {
 			}
 		}
 		return ""
-	}, nil)
+	})
 
 	st := startStream(t, p, topic, "stream", 2*time.Millisecond, "blue", "")
 	st.waitSent(t, 50)
@@ -94,9 +94,9 @@ func TestLaneStartNoReplayNoGap(t *testing.T) {
 	mark := st.count()
 	st.waitSent(t, 50)
 	blue := st.bodies("blue")
-	rec.waitBodies(t, 20*time.Second, append(blue, st.bodies("")...))
+	rec.WaitBodies(t, 20*time.Second, append(blue, st.bodies("")...)...)
 
-	got := rec.byBody()
+	got := rec.ByBody()
 	for _, b := range old {
 		if len(got[b]) != 1 || got[b][0] != "stable" {
 			t.Errorf("old message %s handled by %q: want once by stable, no replay", b, got[b])
@@ -114,7 +114,7 @@ func TestLaneStartNoReplayNoGap(t *testing.T) {
 			t.Errorf("%s sent with the lane online handled by %q, want once by the lane", b, got[b])
 		}
 	}
-	t.Logf("%d blue messages in the stream, %d after the lane was seen online; duplicates %d", len(blue), after, rec.duplicates(blue))
+	t.Logf("%d blue messages in the stream, %d after the lane was seen online; duplicates %d", len(blue), after, rec.Duplicates(blue...))
 }
 
 // laneStopScenario runs stable(s) and a blue lane under a stream, stops
@@ -126,13 +126,13 @@ func laneStopScenario(t *testing.T, stables int, stop func(*rocketmqtest.Server,
 	if err := s.CreateTopic(topic, 4); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	var st []*mq.Consumer
 	for i := range stables {
-		st = append(st, startConsumer(t, s, "svc", topic, "", rec.handler(fmt.Sprintf("stable-%d", i)), rec))
+		st = append(st, startConsumer(t, s, "svc", topic, "", rec.Handler(fmt.Sprintf("stable-%d", i)), rec))
 	}
 	g := newGate(t)
-	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.handler("blue")), rec)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
 	for _, c := range st {
 		waitOnline(t, c, "blue")
 	}
@@ -143,15 +143,15 @@ func laneStopScenario(t *testing.T, stables int, stop func(*rocketmqtest.Server,
 	stream.waitSent(t, 200)
 	blue := stream.bodies("blue")
 	all := append(append(append([]string{}, blue...), stream.bodies("")...), stream.bodies("green")...)
-	rec.waitBodies(t, 30*time.Second, all)
+	rec.WaitBodies(t, 30*time.Second, all...)
 	// Only blue reached the lane; only stable's own traffic the stables.
 	// What a takeover handed over is blue, late, to a stable instance.
-	for _, d := range rec.snapshot() {
-		if d.consumer == "blue" && !strings.Contains(d.body, "-blue-") {
-			t.Errorf("misroute: lane blue handled %s", d.body)
+	for _, d := range rec.Deliveries() {
+		if d.Consumer == "blue" && !strings.Contains(d.Body(), "-blue-") {
+			t.Errorf("misroute: lane blue handled %s", d.Body())
 		}
-		if d.handedOver && (d.ctxTag != "blue" || !strings.HasPrefix(d.consumer, "stable")) {
-			t.Errorf("handed over %s to %s with tag %q, want blue to a stable instance", d.body, d.consumer, d.ctxTag)
+		if mq.HandedOver(d.Ctx) && (tagctx.From(d.Ctx).String() != "blue" || !strings.HasPrefix(d.Consumer, "stable")) {
+			t.Errorf("handed over %s to %s with tag %q, want blue to a stable instance", d.Body(), d.Consumer, tagctx.From(d.Ctx).String())
 		}
 	}
 	var redelivered uint64
@@ -159,13 +159,13 @@ func laneStopScenario(t *testing.T, stables int, stop func(*rocketmqtest.Server,
 		redelivered += c.Stats().Redelivered
 	}
 	late := 0
-	for _, d := range rec.snapshot() {
-		if d.handedOver {
+	for _, d := range rec.Deliveries() {
+		if mq.HandedOver(d.Ctx) {
 			late++
 		}
 	}
 	t.Logf("%d blue messages, handed over %d (handlers saw HandedOver on %d), duplicates %d (of all %d: %d)", len(blue), redelivered,
-		late, rec.duplicates(blue), len(all), rec.duplicates(all))
+		late, rec.Duplicates(blue...), len(all), rec.Duplicates(all...))
 	return st
 }
 
@@ -192,13 +192,13 @@ func TestTwoStablesRedeliverOnce(t *testing.T) {
 	if err := s.CreateTopic(topic, 4); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	st := []*mq.Consumer{
-		startConsumer(t, s, "svc", topic, "", rec.handler("stable-0"), rec),
-		startConsumer(t, s, "svc", topic, "", rec.handler("stable-1"), rec),
+		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-0"), rec),
+		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-1"), rec),
 	}
 	g := newGate(t)
-	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.handler("blue")), rec)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
 	for _, c := range st {
 		waitOnline(t, c, "blue")
 	}
@@ -208,8 +208,8 @@ func TestTwoStablesRedeliverOnce(t *testing.T) {
 	blue := bodies("diverged-blue", 200)
 	send(t, p, topic, "blue", blue)
 	crash(t, s, lane, g)
-	rec.waitBodies(t, 20*time.Second, blue)
-	got := rec.byBody()
+	rec.WaitBodies(t, 20*time.Second, blue...)
+	got := rec.ByBody()
 	for _, b := range blue {
 		if len(got[b]) != 1 {
 			t.Errorf("%s handled by %q, want once", b, got[b])
@@ -226,7 +226,7 @@ func TestTwoStablesRedeliverOnce(t *testing.T) {
 	if leaders != 1 {
 		t.Errorf("instances that handed messages over: %d (%v), want 1", leaders, handedOver)
 	}
-	t.Logf("handed over per stable instance %v; duplicates %d", handedOver, rec.duplicates(blue))
+	t.Logf("handed over per stable instance %v; duplicates %d", handedOver, rec.Duplicates(blue...))
 }
 
 // TestTwoBrokersRetryDrained: on two brokers, the messages a lane asked to
@@ -239,7 +239,7 @@ func TestTwoBrokersRetryDrained(t *testing.T) {
 	if err := s.CreateTopic(topic, 2); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
 	retried := map[string]bool{}
 	var mu sync.Mutex
@@ -252,7 +252,7 @@ func TestTwoBrokersRetryDrained(t *testing.T) {
 				return consumer.ConsumeRetryLater, nil
 			}
 		}
-		rec.add("blue", ctx, msgs)
+		rec.Record(ctx, "blue", msgs...)
 		return consumer.ConsumeSuccess, nil
 	}
 	lane := startConsumer(t, s, "svc", topic, "blue", laneH, rec)
@@ -266,7 +266,7 @@ func TestTwoBrokersRetryDrained(t *testing.T) {
 			return fmt.Sprintf("%d of 8 messages in %s", n, retryTopic)
 		}
 		return ""
-	}, nil)
+	})
 	brokers := map[string]bool{}
 	for _, q := range s.Queues(retryTopic) {
 		if len(s.QueueMessages(q)) > 0 {
@@ -274,8 +274,8 @@ func TestTwoBrokersRetryDrained(t *testing.T) {
 		}
 	}
 	lane.Shutdown()
-	rec.waitBodies(t, 20*time.Second, blue)
-	got := rec.byBody()
+	rec.WaitBodies(t, 20*time.Second, blue...)
+	got := rec.ByBody()
 	stableGot := 0
 	for b := range retried {
 		if len(got[b]) == 0 {
@@ -291,7 +291,7 @@ func TestTwoBrokersRetryDrained(t *testing.T) {
 		t.Error("stable handled none of the lane's retries: the retry topic was not drained")
 	}
 	t.Logf("retry topic on %d brokers; %d retried, %d handed to stable; redelivered %d; duplicates %d",
-		len(brokers), len(retried), stableGot, stable.Stats().Redelivered, rec.duplicates(blue))
+		len(brokers), len(retried), stableGot, stable.Stats().Redelivered, rec.Duplicates(blue...))
 }
 
 // waitCommitted waits until group's committed offset reaches the max
@@ -305,7 +305,7 @@ func waitCommitted(t *testing.T, s *rocketmqtest.Server, group, topic string) {
 			}
 		}
 		return ""
-	}, nil)
+	})
 }
 
 // TestLaneRestartNoReplay: while a lane is offline, stable handles its tag
@@ -319,29 +319,29 @@ func TestLaneRestartNoReplay(t *testing.T) {
 	if err := s.CreateTopic(topic, 4); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
-	lane := startConsumer(t, s, "svc", topic, "blue", rec.handler("blue-1"), rec)
+	lane := startConsumer(t, s, "svc", topic, "blue", rec.Handler("blue-1"), rec)
 	waitOnline(t, stable, "blue")
 	p := newProducer(t, s)
 	first := bodies("first", 20)
 	send(t, p, topic, "blue", first)
-	rec.waitBodies(t, 10*time.Second, first)
+	rec.WaitBodies(t, 10*time.Second, first...)
 	lane.Shutdown()
 	waitOnline(t, stable)
 
 	meanwhile := bodies("meanwhile", 20)
 	send(t, p, topic, "blue", meanwhile)
-	rec.waitBodies(t, 10*time.Second, meanwhile)
+	rec.WaitBodies(t, 10*time.Second, meanwhile...)
 	waitCommitted(t, s, stable.Group(), topic)
 	waitCommitted(t, s, lane.Group(), topic) // the leader moved the lane's offsets
 
-	startConsumer(t, s, "svc", topic, "blue", rec.handler("blue-2"), rec)
+	startConsumer(t, s, "svc", topic, "blue", rec.Handler("blue-2"), rec)
 	waitOnline(t, stable, "blue")
 	after := bodies("after", 20)
 	send(t, p, topic, "blue", after)
-	rec.waitBodies(t, 10*time.Second, after)
-	got := rec.byBody()
+	rec.WaitBodies(t, 10*time.Second, after...)
+	got := rec.ByBody()
 	for _, b := range meanwhile {
 		if len(got[b]) != 1 || got[b][0] != "stable" {
 			t.Errorf("%s handled by %q, want once by stable: the restarted lane replayed it", b, got[b])
@@ -365,10 +365,10 @@ func TestStableRestartTakesOverOfflineLane(t *testing.T) {
 	if err := s.CreateTopic(topic, 4); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
-	old := startConsumer(t, s, "svc", topic, "", rec.handler("stable-old"), rec)
+	rec := new(rocketmqtest.Recorder)
+	old := startConsumer(t, s, "svc", topic, "", rec.Handler("stable-old"), rec)
 	g := newGate(t)
-	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.handler("blue")), rec)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
 	waitOnline(t, old, "blue")
 	g.dead.Store(true)
 	p := newProducer(t, s)
@@ -380,13 +380,13 @@ func TestStableRestartTakesOverOfflineLane(t *testing.T) {
 			return fmt.Sprintf("old stable skipped %d of %d", n, len(blue))
 		}
 		return ""
-	}, nil)
+	})
 	old.Shutdown()
 	crash(t, s, lane, g)
 
-	fresh := startConsumer(t, s, "svc", topic, "", rec.handler("stable-new"), rec)
-	rec.waitBodies(t, 20*time.Second, blue)
-	for b, who := range rec.byBody() {
+	fresh := startConsumer(t, s, "svc", topic, "", rec.Handler("stable-new"), rec)
+	rec.WaitBodies(t, 20*time.Second, blue...)
+	for b, who := range rec.ByBody() {
 		if strings.HasPrefix(b, "skipped") && (len(who) != 1 || who[0] != "stable-new") {
 			t.Errorf("%s handled by %q, want once by the new stable instance", b, who)
 		}

@@ -65,7 +65,7 @@ func TestProducerStampsEverySendKind(t *testing.T) {
 			return fmt.Sprintf("%d of %d messages stored", n, len(want))
 		}
 		return ""
-	}, nil)
+	})
 	got := map[string]string{}
 	for _, m := range s.Messages(topic) {
 		got[string(m.Body)] = m.GetProperty("x-tag")

@@ -1,11 +1,13 @@
 package mq_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/taglane/taglane/mq"
 	"github.com/taglane/taglane/mq/rocketmqtest"
+	"github.com/taglane/taglane/tagctx"
 )
 
 // TestRouting: untagged → stable only; an online lane's tag → that lane
@@ -18,7 +20,7 @@ func TestRouting(t *testing.T) {
 	if err := s.CreateTopic(topic, 4); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
 	startConsumer(t, s, "svc", topic, "blue", nil, rec)
 	waitOnline(t, stable, "blue")
@@ -29,9 +31,9 @@ func TestRouting(t *testing.T) {
 	send(t, p, topic, "blue", blue)
 	send(t, p, topic, "green", green)
 	all := append(append(append([]string{}, untagged...), blue...), green...)
-	rec.waitBodies(t, 20*time.Second, all)
+	rec.WaitBodies(t, 20*time.Second, all...)
 
-	got := rec.byBody()
+	got := rec.ByBody()
 	check := func(bs []string, want string) {
 		t.Helper()
 		for _, b := range bs {
@@ -43,16 +45,16 @@ func TestRouting(t *testing.T) {
 	check(untagged, "stable")
 	check(blue, "blue")
 	check(green, "stable")
-	for _, d := range rec.snapshot() {
+	for _, d := range rec.Deliveries() {
 		wantTag := ""
 		switch {
-		case len(d.body) > 4 && d.body[:4] == "blue":
+		case strings.HasPrefix(d.Body(), "blue"):
 			wantTag = "blue"
-		case len(d.body) > 5 && d.body[:5] == "green":
+		case strings.HasPrefix(d.Body(), "green"):
 			wantTag = "green"
 		}
-		if d.ctxTag != wantTag {
-			t.Errorf("%s: handler ctx tag %q, want %q", d.body, d.ctxTag, wantTag)
+		if got := tagctx.From(d.Ctx).String(); got != wantTag {
+			t.Errorf("%s: handler ctx tag %q, want %q", d.Body(), got, wantTag)
 		}
 	}
 }
@@ -67,13 +69,13 @@ func TestGroupPrefix(t *testing.T) {
 	if err := s.CreateTopic(topic, 4); err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	prefix := mq.WithGroupPrefix("test_")
 	stable := startConsumer(t, s, "svc", topic, "", nil, rec, prefix)
 	p := newProducer(t, s)
 	old := bodies("old", 8)
 	send(t, p, topic, "blue", old)
-	rec.waitBodies(t, 10*time.Second, old)
+	rec.WaitBodies(t, 10*time.Second, old...)
 	waitCommitted(t, s, stable.Group(), topic) // the lane seeds from it
 	lane := startConsumer(t, s, "svc", topic, "blue", nil, rec, prefix)
 	if stable.Group() != "test_svc" || lane.Group() != "blue_svc" {
@@ -87,8 +89,8 @@ func TestGroupPrefix(t *testing.T) {
 	waitOnline(t, stable, "blue")
 	blue := bodies("blue", 8)
 	send(t, p, topic, "blue", blue)
-	rec.waitBodies(t, 10*time.Second, blue)
-	got := rec.byBody()
+	rec.WaitBodies(t, 10*time.Second, blue...)
+	got := rec.ByBody()
 	for _, b := range blue {
 		if len(got[b]) != 1 || got[b][0] != "blue" {
 			t.Errorf("%s handled by %q, want once by the lane", b, got[b])

@@ -33,12 +33,12 @@ func TestTwoBrokers(t *testing.T) {
 	if perBroker["broker-a"] != 40 || perBroker["broker-b"] != 40 {
 		t.Errorf("messages per broker %v, want 40 each (round robin over 8 queues)", perBroker)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	c := newPushConsumer(t, s, group, topic, rec, nil)
-	rec.waitBodies(t, 10*time.Second, want)
+	rec.WaitBodies(t, 10*time.Second, want...)
 	fromBroker := map[string]bool{}
-	for _, d := range rec.snapshot() {
-		fromBroker[d.msg.Queue.BrokerName] = true
+	for _, d := range rec.Deliveries() {
+		fromBroker[d.Msg.Queue.BrokerName] = true
 	}
 	if !fromBroker["broker-a"] || !fromBroker["broker-b"] {
 		t.Errorf("consumed from brokers %v, want both", fromBroker)

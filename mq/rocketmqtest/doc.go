@@ -33,12 +33,17 @@
 //			consumer.WithGroupName("billing"),
 //			consumer.WithInstance("billing-1"), // one client instance per consumer
 //		)
-//		c.Subscribe("orders", consumer.MessageSelector{}, handle)
+//		rec := new(rocketmqtest.Recorder)
+//		c.Subscribe("orders", consumer.MessageSelector{}, rec.Handler("billing-1"))
 //		c.Start()
 //		defer c.Shutdown()
-//		// ... wait for handle, then assert on the server's state:
+//		rec.WaitBodies(t, 10*time.Second, "order #1")
+//		// ... then assert on what handlers got and on the server's state:
 //		off, _ := s.CommittedOffset("billing", s.Queues("orders")[0])
 //	}
+//
+// A Recorder collects what handlers received (by consumer, with the
+// handler's context) and waits for bodies without sleeping.
 //
 // State inspection (Messages, QueueMessages, MaxOffset, CommittedOffset,
 // OnlineConsumers, ConsumerGroups, Topics, Queues) reads the brokers'

@@ -48,7 +48,7 @@ func waitQuiet(t *testing.T, s *rocketmqtest.Server, quiet time.Duration, codes 
 // allocation over the sorted client IDs gives the queue. That is the
 // steady state: rebalances triggered by joins (NOTIFY_CONSUMER_IDS_CHANGED)
 // have settled.
-func probeUntilSteady(t *testing.T, s *rocketmqtest.Server, p rocketmq.Producer, topic, group string, rec *recorder, members map[string]string) {
+func probeUntilSteady(t *testing.T, s *rocketmqtest.Server, p rocketmq.Producer, topic, group string, rec *rocketmqtest.Recorder, members map[string]string) {
 	t.Helper()
 	queues := s.Queues(topic)
 	ids := s.OnlineConsumers(group) // sorted, as the client sorts them
@@ -91,8 +91,8 @@ func probeUntilSteady(t *testing.T, s *rocketmqtest.Server, p rocketmq.Producer,
 		for b := range want {
 			bs = append(bs, b)
 		}
-		rec.waitBodies(t, 10*time.Second, bs)
-		got := rec.byBody()
+		rec.WaitBodies(t, 10*time.Second, bs...)
+		got := rec.ByBody()
 		clean := true
 		for b, w := range want {
 			if !slices.Equal(got[b], []string{w}) {
@@ -116,7 +116,7 @@ func TestGroupSharesQueuesAndSurvivesALeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newProducer(t, s, producer.WithQueueSelector(producer.NewManualQueueSelector()))
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	members := map[string]string{} // client ID -> consumer name
 	var cs []*pushConsumer
 	for range 3 {
@@ -141,8 +141,8 @@ func TestGroupSharesQueuesAndSurvivesALeave(t *testing.T) {
 		}
 	}
 	send(steady)
-	rec.waitBodies(t, 10*time.Second, steady)
-	got := rec.byBody()
+	rec.WaitBodies(t, 10*time.Second, steady...)
+	got := rec.ByBody()
 	share := map[string]int{}
 	for _, b := range steady {
 		if len(got[b]) != 1 {
@@ -173,9 +173,9 @@ func TestGroupSharesQueuesAndSurvivesALeave(t *testing.T) {
 		return ""
 	}, nil)
 	send(mid[50:])
-	rec.waitBodies(t, 10*time.Second, mid)
+	rec.WaitBodies(t, 10*time.Second, mid...)
 	for _, b := range mid[50:] {
-		for _, who := range rec.byBody()[b] {
+		for _, who := range rec.ByBody()[b] {
 			if who == cs[1].name {
 				t.Errorf("%s consumed by %s after it shut down", b, who)
 			}
@@ -192,9 +192,9 @@ func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
 	first := bodies("first", 50)
 	sendAll(t, p, topic, first)
 
-	rec1 := newRecorder()
+	rec1 := new(rocketmqtest.Recorder)
 	c1 := newPushConsumer(t, s, group, topic, rec1, nil)
-	rec1.waitBodies(t, 10*time.Second, first)
+	rec1.WaitBodies(t, 10*time.Second, first...)
 	// Shutdown commits the offsets (one-way UPDATE_CONSUMER_OFFSET) and
 	// then closes the connection; the broker handles a connection's
 	// frames in order, so once the member is gone the commits are in.
@@ -239,10 +239,10 @@ func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
 			}
 		}
 	}
-	rec2 := newRecorder()
+	rec2 := new(rocketmqtest.Recorder)
 	newPushConsumer(t, s, group, topic, rec2, nil)
-	rec2.waitBodies(t, 10*time.Second, want)
-	for b := range rec2.byBody() {
+	rec2.WaitBodies(t, 10*time.Second, want...)
+	for b := range rec2.ByBody() {
 		if below[b] {
 			t.Errorf("restarted consumer saw %q, below its committed offset", b)
 		}
@@ -261,7 +261,7 @@ func TestDropClientRebalancesItsQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newProducer(t, s, producer.WithQueueSelector(producer.NewManualQueueSelector()))
-	survivor, victim := newRecorder(), newRecorder()
+	survivor, victim := new(rocketmqtest.Recorder), new(rocketmqtest.Recorder)
 	c1 := newPushConsumer(t, s, group, topic, survivor, nil)
 	c2 := newPushConsumer(t, s, group, topic, victim, nil)
 	clientID(t, s, group, c1.name)
@@ -278,8 +278,8 @@ func TestDropClientRebalancesItsQueues(t *testing.T) {
 	// survivor receives from all four.
 	waitFor(t, 10*time.Second, func() string {
 		seen := map[int]bool{}
-		for _, d := range survivor.snapshot() {
-			seen[d.msg.Queue.QueueId] = true
+		for _, d := range survivor.Deliveries() {
+			seen[d.Msg.Queue.QueueId] = true
 		}
 		if len(seen) == 4 {
 			return ""
@@ -294,7 +294,7 @@ func TestDropClientRebalancesItsQueues(t *testing.T) {
 			}
 		}
 		return fmt.Sprintf("survivor consumed from queues %v only", seen)
-	}, survivor.cond)
+	}, survivor.Changed)
 }
 
 func TestCaughtUpConsumerDoesNotSpin(t *testing.T) {
@@ -311,9 +311,9 @@ func TestCaughtUpConsumerDoesNotSpin(t *testing.T) {
 	p := newProducer(t, s)
 	want := bodies("idle", 10)
 	sendAll(t, p, topic, want)
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	newPushConsumer(t, s, group, topic, rec, nil)
-	rec.waitBodies(t, 10*time.Second, want)
+	rec.WaitBodies(t, 10*time.Second, want...)
 	// Caught up: one pull held per queue (4 + the retry queue), and no
 	// new pulls while nothing arrives.
 	waitFor(t, 5*time.Second, func() string {
@@ -331,7 +331,7 @@ func TestCaughtUpConsumerDoesNotSpin(t *testing.T) {
 	}
 	// A new message wakes its held pull at once.
 	sendAll(t, p, topic, []string{"wake"})
-	rec.waitBodies(t, 5*time.Second, []string{"wake"})
+	rec.WaitBodies(t, 5*time.Second, []string{"wake"}...)
 }
 
 func TestOrderlyConsumerLocksAndKeepsQueueOrder(t *testing.T) {
@@ -351,20 +351,20 @@ func TestOrderlyConsumerLocksAndKeepsQueueOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	// This takes about 3 s, all of it in the client: v2.1.2 locks a queue
 	// before it creates the queue's process queue, so the first pull finds
 	// it unlocked and backs off for _PullDelayTimeWhenError (3 s); its
 	// lockAll 1 s after start locks it for the second try.
 	newPushConsumer(t, s, group, topic, rec, nil, consumer.WithConsumerOrder(true))
-	rec.waitBodies(t, 10*time.Second, want)
+	rec.WaitBodies(t, 10*time.Second, want...)
 	last := map[int]int64{0: -1, 1: -1}
-	for _, d := range rec.snapshot() {
-		q := d.msg.Queue.QueueId
-		if d.msg.QueueOffset <= last[q] {
-			t.Errorf("queue %d: offset %d after %d", q, d.msg.QueueOffset, last[q])
+	for _, d := range rec.Deliveries() {
+		q := d.Msg.Queue.QueueId
+		if d.Msg.QueueOffset <= last[q] {
+			t.Errorf("queue %d: offset %d after %d", q, d.Msg.QueueOffset, last[q])
 		}
-		last[q] = d.msg.QueueOffset
+		last[q] = d.Msg.QueueOffset
 	}
 	if s.Requests(rocketmqtest.LockBatchMQ) == 0 {
 		t.Error("an orderly consumer never locked its queues")

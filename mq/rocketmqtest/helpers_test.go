@@ -3,9 +3,7 @@ package rocketmqtest_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,75 +42,19 @@ func newProducer(t testing.TB, s *rocketmqtest.Server, opts ...producer.Option) 
 	return p
 }
 
-// delivery is one message handed to a handler.
-type delivery struct {
-	consumer string
-	msg      *primitive.MessageExt
-}
-
-// recorder collects deliveries from several consumers.
-type recorder struct {
-	mu   sync.Mutex
-	all  []delivery
-	cond chan struct{} // signalled on every delivery
-}
-
-func newRecorder() *recorder { return &recorder{cond: make(chan struct{}, 1)} }
-
-func (r *recorder) add(name string, msgs ...*primitive.MessageExt) {
-	r.mu.Lock()
-	for _, m := range msgs {
-		r.all = append(r.all, delivery{name, m})
-	}
-	r.mu.Unlock()
-	select {
-	case r.cond <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) snapshot() []delivery {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.all)
-}
-
-// byBody maps each body to the consumers that received it.
-func (r *recorder) byBody() map[string][]string {
-	out := map[string][]string{}
-	for _, d := range r.snapshot() {
-		out[string(d.msg.Body)] = append(out[string(d.msg.Body)], d.consumer)
-	}
-	return out
-}
-
-// waitBodies waits until every body in want was received at least once.
-func (r *recorder) waitBodies(t testing.TB, timeout time.Duration, want []string) {
-	t.Helper()
-	waitFor(t, timeout, func() string {
-		got := r.byBody()
-		var missing []string
-		for _, b := range want {
-			if len(got[b]) == 0 {
-				missing = append(missing, b)
-			}
-		}
-		if len(missing) == 0 {
-			return ""
-		}
-		return fmt.Sprintf("%d of %d messages not received, first %q", len(missing), len(want), missing[0])
-	}, r.cond)
-}
-
 // waitFor polls cond until it returns "" or the deadline passes; wake, if
-// not nil, shortens the wait between polls.
-func waitFor(t testing.TB, timeout time.Duration, cond func() string, wake <-chan struct{}) {
+// not nil, returns a channel that ends the wait between polls early.
+func waitFor(t testing.TB, timeout time.Duration, cond func() string, wake func() <-chan struct{}) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		var woken <-chan struct{} // nil: wait for the tick
+		if wake != nil {
+			woken = wake()
+		}
 		why := cond()
 		if why == "" {
 			return
@@ -121,7 +63,7 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() string, wake <-cha
 		case <-deadline.C:
 			t.Fatalf("after %v: %s", timeout, why)
 		case <-tick.C:
-		case <-wake:
+		case <-woken:
 		}
 	}
 }
@@ -133,7 +75,7 @@ type pushConsumer struct {
 
 // newPushConsumer starts a push consumer with its own client instance and
 // records what it receives; handle may be nil (always ConsumeSuccess).
-func newPushConsumer(t testing.TB, s *rocketmqtest.Server, group, topic string, rec *recorder,
+func newPushConsumer(t testing.TB, s *rocketmqtest.Server, group, topic string, rec *rocketmqtest.Recorder,
 	handle func(*primitive.MessageExt) consumer.ConsumeResult, opts ...consumer.Option) *pushConsumer {
 	t.Helper()
 	rocketmqtest.SkipIfClientRaces(t)
@@ -155,7 +97,7 @@ func newPushConsumer(t testing.TB, s *rocketmqtest.Server, group, topic string, 
 			}
 		}
 		if rec != nil {
-			rec.add(name, msgs...)
+			rec.Record(ctx, name, msgs...)
 		}
 		return result, nil
 	})

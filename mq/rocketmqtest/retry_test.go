@@ -34,7 +34,7 @@ func TestRetryLaterRedeliversThroughRetryTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	newPushConsumer(t, s, group, topic, rec, func(m *primitive.MessageExt) consumer.ConsumeResult {
 		if m.ReconsumeTimes == 0 {
 			return consumer.ConsumeRetryLater
@@ -42,14 +42,14 @@ func TestRetryLaterRedeliversThroughRetryTopic(t *testing.T) {
 		return consumer.ConsumeSuccess
 	})
 	waitFor(t, 10*time.Second, func() string {
-		if n := len(rec.byBody()["retry-me"]); n < 2 {
+		if n := len(rec.ByBody()["retry-me"]); n < 2 {
 			return fmt.Sprintf("delivered %d times, want 2", n)
 		}
 		return ""
-	}, rec.cond)
+	}, rec.Changed)
 
-	ds := rec.snapshot()
-	first, again := ds[0].msg, ds[1].msg
+	ds := rec.Deliveries()
+	first, again := ds[0].Msg, ds[1].Msg
 	if again.ReconsumeTimes != 1 {
 		t.Errorf("redelivery ReconsumeTimes = %d, want 1", again.ReconsumeTimes)
 	}

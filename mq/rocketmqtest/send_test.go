@@ -72,13 +72,13 @@ func TestSendKindsThenConsume(t *testing.T) {
 		t.Errorf("batch offset msg ids %q: want 3", bres.OffsetMsgID)
 	}
 
-	rec := newRecorder()
+	rec := new(rocketmqtest.Recorder)
 	newPushConsumer(t, s, "kinds-group", topic, rec, nil)
 	want := []string{"sync", "async", "oneway", "batch-0", "batch-1", "batch-2"}
-	rec.waitBodies(t, 10*time.Second, want)
+	rec.WaitBodies(t, 10*time.Second, want...)
 
-	for _, d := range rec.snapshot() {
-		m := d.msg
+	for _, d := range rec.Deliveries() {
+		m := d.Msg
 		if got, want := m.GetProperty("CLUSTER"), rocketmqtest.DefaultClusterName; got != want {
 			t.Errorf("%s: CLUSTER = %q, want %q", m.Body, got, want)
 		}
