@@ -49,7 +49,8 @@ func (o *options) clientContext(ctx context.Context) context.Context {
 		}
 	} else if len(tagVals) == 0 && len(bagVals) == 0 {
 		s := t.String()
-		return metadata.AppendToOutgoingContext(ctx, o.mdKey, s, tagctx.BaggageHeader, o.baggageKey+"="+s)
+		// MergeBaggage of nothing is the bare member, cached for the default key.
+		return metadata.AppendToOutgoingContext(ctx, o.mdKey, s, tagctx.BaggageHeader, tagctx.MergeBaggage("", o.baggageKey, t))
 	}
 	md, _ := metadata.FromOutgoingContext(ctx) // a copy: the caller's stays as it was
 	if t.IsZero() {
