@@ -355,8 +355,10 @@ func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, r
 		c.rejected.Add(uint64(len(msgs)))
 	}
 	ctx = tagctx.With(ctx, t)
-	// Record's frame is only paid for when someone reads the proof.
-	if c.cfg.observer != nil || trace.SpanFromContext(ctx).IsRecording() {
+	// Record's frame is only paid for when someone reads the proof, or
+	// when it must report a misroute (none by construction: a lane
+	// consumer handles only its tag, stable only what falls back to it).
+	if c.cfg.observer != nil || route == tagctx.RouteMisroute || trace.SpanFromContext(ctx).IsRecording() {
 		tagctx.Record(ctx, tagctx.Observation{
 			Transport: Transport, Operation: s.topic, Traffic: t, Node: c.tag, Route: route, Rejected: rejected,
 		}, c.cfg.observer)

@@ -2,6 +2,8 @@ package tagctx
 
 import (
 	"context"
+	"log/slog"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -68,6 +70,12 @@ func Decide(traffic, node Tag, parents ...Tag) Route {
 	return RouteMisroute
 }
 
+var misroutes atomic.Uint64
+
+// Misroutes returns how many misroutes Record saw in this process: a
+// counter to export as a metric or check in a test, which should stay 0.
+func Misroutes() uint64 { return misroutes.Load() }
+
 // Observation is the proof of one server-side hop.
 type Observation struct {
 	Transport string // "http", "grpc", "rocketmq"
@@ -86,8 +94,18 @@ type Observer func(context.Context, Observation)
 
 // Record puts o on the span in ctx, if it is recording (a refused tag as an
 // EventRejected event with its reason), and hands it to observer, if not
-// nil.
+// nil. A misroute is always reported: it is counted (Misroutes), and with
+// no observer it is logged as a warning through slog.Default, so it cannot
+// pass unseen in a process that installed neither tracing nor an observer.
 func Record(ctx context.Context, o Observation, observer Observer) {
+	if o.Route == RouteMisroute {
+		misroutes.Add(1)
+		if observer == nil {
+			slog.Default().LogAttrs(ctx, slog.LevelWarn, "taglane: misroute",
+				slog.String("transport", o.Transport), slog.String("operation", o.Operation),
+				slog.String(string(AttrTrafficTag), o.Traffic.s), slog.String(string(AttrNodeTag), o.Node.s))
+		}
+	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(
 			AttrTrafficTag.String(o.Traffic.s),

@@ -1,7 +1,10 @@
 package tagctx
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -74,5 +77,32 @@ func TestRecordRejected(t *testing.T) {
 	}
 	if diff := cmp.Diff(events[0].Attributes, []attribute.KeyValue{AttrReason.String(err.Error())}, cmp.Comparer(func(x, y attribute.Value) bool { return x == y })); diff != "" {
 		t.Errorf("event attributes (-got +want):\n%s", diff)
+	}
+}
+
+func TestRecordMisrouteAlwaysReported(t *testing.T) {
+	var logged bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	before := Misroutes()
+	mis := Observation{Transport: "grpc", Operation: "/svc/M", Traffic: MustParse("a"), Node: MustParse("b"), Route: RouteMisroute}
+	Record(context.Background(), mis, nil) // no span, no observer: logged
+	var seen int
+	Record(context.Background(), mis, func(context.Context, Observation) { seen++ }) // observer: its job
+	Record(context.Background(), Observation{Traffic: MustParse("a"), Route: RouteFallback}, nil)
+
+	if got := Misroutes() - before; got != 2 {
+		t.Errorf("Misroutes counted %d, want 2", got)
+	}
+	if seen != 1 {
+		t.Errorf("observer saw %d misroutes, want 1", seen)
+	}
+	out := logged.String()
+	if strings.Count(out, "taglane: misroute") != 1 ||
+		!strings.Contains(out, "level=WARN") || !strings.Contains(out, "taglane.traffic_tag=a") ||
+		!strings.Contains(out, "taglane.node_tag=b") || !strings.Contains(out, "operation=/svc/M") {
+		t.Errorf("log = %q, want one warning naming the hop", out)
 	}
 }
