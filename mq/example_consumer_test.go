@@ -82,3 +82,23 @@ func ExampleNewConsumer() {
 	// route proof: traffic "feature-x", node "", fallback
 	// orders-service handled "order 42" with tag "feature-x"
 }
+
+// A handler that must not act on stale data checks whether its messages
+// were handed over late from a lane that went offline.
+func ExampleHandedOver() {
+	handle := func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		for _, m := range msgs {
+			if mq.HandedOver(ctx) {
+				log.Printf("%s: late, from offline lane %q; queued %v", m.MsgId, tagctx.From(ctx),
+					time.Since(time.UnixMilli(m.BornTimestamp)))
+			}
+			// ... handle m ...
+		}
+		return consumer.ConsumeSuccess, nil
+	}
+	c, err := mq.NewConsumer("notifier", mq.WithNameServer("127.0.0.1:9876"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = c.Subscribe("orders", consumer.MessageSelector{}, handle)
+}
