@@ -59,7 +59,10 @@
 // remembers them while the takeover is pending), so with one stable
 // instance a stop or crash costs no duplicates; with several, what the
 // others handled in that window is handed over again: delivery is
-// at-least-once, and Stats counts the redeliveries.
+// at-least-once, and Stats counts the redeliveries. If the leader dies
+// halfway, the next instance in line becomes leader when the group's
+// membership changes, and hands over the rest from the lane's offsets,
+// which the dead leader moved only past what it had finished.
 //
 // While the lane stays offline the leader keeps draining its retry topic
 // (delayed retries surface later) and keeps the lane's offsets up with

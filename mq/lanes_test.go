@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,6 +228,76 @@ func TestTwoStablesRedeliverOnce(t *testing.T) {
 		t.Errorf("instances that handed messages over: %d (%v), want 1", leaders, handedOver)
 	}
 	t.Logf("handed over per stable instance %v; duplicates %d", handedOver, rec.Duplicates(blue...))
+}
+
+// TestLeaderCrashMidTakeover: the stable leader crashes halfway through
+// handing a crashed lane's backlog over; the other stable instance becomes
+// leader and hands over the rest from the lane's offsets. Nothing is lost;
+// what the dead leader handed over without moving the lane's offsets comes
+// again.
+func TestLeaderCrashMidTakeover(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "leader"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := new(rocketmqtest.Recorder)
+	// The first instance to hand over a second batch freezes there, as
+	// a process does when it dies: its handler never returns on its own.
+	frozen := make(chan int, 1)
+	var frozenBy atomic.Int32
+	frozenBy.Store(-1)
+	var st []*mq.Consumer
+	for i := range 2 {
+		name := fmt.Sprintf("stable-%d", i)
+		var calls atomic.Int32
+		h := func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			if mq.HandedOver(ctx) && calls.Add(1) > 1 &&
+				(frozenBy.CompareAndSwap(-1, int32(i)) || frozenBy.Load() == int32(i)) {
+				select {
+				case frozen <- i:
+				default:
+				}
+				<-ctx.Done() // the takeover's context ends with Shutdown
+				return consumer.ConsumeRetryLater, nil
+			}
+			rec.Record(ctx, name, msgs...)
+			return consumer.ConsumeSuccess, nil
+		}
+		st = append(st, startConsumer(t, s, "svc", topic, "", h, rec))
+	}
+	g := newGate(t)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
+	for _, c := range st {
+		waitOnline(t, c, "blue")
+	}
+	g.dead.Store(true)
+	p := newProducer(t, s)
+	blue := bodies("diverged-blue", 400)
+	send(t, p, topic, "blue", blue)
+	crash(t, s, lane, g)
+
+	var leader int
+	select {
+	case leader = <-frozen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no stable instance handed over a second batch")
+	}
+	id := clientID(t, s, st[leader])
+	if s.DropClient(id) == 0 {
+		t.Fatalf("DropClient(%q) closed no connection", id)
+	}
+	st[leader].Shutdown()
+	survivor := st[1-leader]
+
+	rec.WaitBodies(t, 30*time.Second, blue...)
+	if n := survivor.Stats().Redelivered; n == 0 {
+		t.Errorf("the surviving instance handed nothing over; the dead leader cannot have done it all")
+	}
+	t.Logf("dead leader handed over %d before freezing, survivor %d; duplicates %d",
+		st[leader].Stats().Redelivered, survivor.Stats().Redelivered, rec.Duplicates(blue...))
 }
 
 // TestTwoBrokersRetryDrained: on two brokers, the messages a lane asked to
