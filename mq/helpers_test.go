@@ -270,14 +270,16 @@ func (g *gate) wrap(h mq.Handler) mq.Handler {
 	}
 }
 
-// crash kills a lane consumer: its handler freezes, the broker drops its
-// connections at once (as the kernel closes a killed process's sockets),
-// and Shutdown keeps the frozen client from reconnecting and rejoining at
-// its next heartbeat. Its offsets stay where its handler got.
+// crash kills a consumer: its handler freezes (g, if not nil), the broker
+// drops its connections at once (as the kernel closes a killed process's
+// sockets), and Shutdown keeps the frozen client from reconnecting and
+// rejoining at its next heartbeat. Its offsets stay where its handler got.
 func crash(t testing.TB, s *rocketmqtest.Server, c *mq.Consumer, g *gate) {
 	t.Helper()
 	id := clientID(t, s, c)
-	g.dead.Store(true)
+	if g != nil {
+		g.dead.Store(true)
+	}
 	if s.DropClient(id) == 0 {
 		t.Fatalf("DropClient(%q) closed no connection", id)
 	}

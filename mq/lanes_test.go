@@ -182,6 +182,25 @@ func TestLaneCrash(t *testing.T) {
 	laneStopScenario(t, 1, func(s *rocketmqtest.Server, c *mq.Consumer, g *gate) { crash(t, s, c, g) })
 }
 
+// divergeAndCrash starts a blue lane of base "svc" on topic, waits until
+// every stable instance in st sees it, freezes it, sends n blue messages
+// (which the stables skip and the lane never handles) and crashes it. It
+// returns the bodies sent.
+func divergeAndCrash(t *testing.T, s *rocketmqtest.Server, topic string, rec *rocketmqtest.Recorder, st []*mq.Consumer, n int) []string {
+	t.Helper()
+	g := newGate(t)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
+	for _, c := range st {
+		waitOnline(t, c, "blue")
+	}
+	g.dead.Store(true)
+	p := newProducer(t, s)
+	blue := bodies("diverged-blue", n)
+	send(t, p, topic, "blue", blue)
+	crash(t, s, lane, g)
+	return blue
+}
+
 // TestTwoStablesRedeliverOnce: with two stable instances, only the leader
 // hands the crashed lane's backlog over, so each message is redelivered
 // once.
@@ -198,17 +217,7 @@ func TestTwoStablesRedeliverOnce(t *testing.T) {
 		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-0"), rec),
 		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-1"), rec),
 	}
-	g := newGate(t)
-	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
-	for _, c := range st {
-		waitOnline(t, c, "blue")
-	}
-	// The lane is frozen from the start: everything of its tag diverges.
-	g.dead.Store(true)
-	p := newProducer(t, s)
-	blue := bodies("diverged-blue", 200)
-	send(t, p, topic, "blue", blue)
-	crash(t, s, lane, g)
+	blue := divergeAndCrash(t, s, topic, rec, st, 200)
 	rec.WaitBodies(t, 20*time.Second, blue...)
 	got := rec.ByBody()
 	for _, b := range blue {
@@ -268,16 +277,7 @@ func TestLeaderCrashMidTakeover(t *testing.T) {
 		}
 		st = append(st, startConsumer(t, s, "svc", topic, "", h, rec))
 	}
-	g := newGate(t)
-	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
-	for _, c := range st {
-		waitOnline(t, c, "blue")
-	}
-	g.dead.Store(true)
-	p := newProducer(t, s)
-	blue := bodies("diverged-blue", 400)
-	send(t, p, topic, "blue", blue)
-	crash(t, s, lane, g)
+	blue := divergeAndCrash(t, s, topic, rec, st, 400)
 
 	var leader int
 	select {
@@ -285,11 +285,7 @@ func TestLeaderCrashMidTakeover(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no stable instance handed over a second batch")
 	}
-	id := clientID(t, s, st[leader])
-	if s.DropClient(id) == 0 {
-		t.Fatalf("DropClient(%q) closed no connection", id)
-	}
-	st[leader].Shutdown()
+	crash(t, s, st[leader], nil)
 	survivor := st[1-leader]
 
 	rec.WaitBodies(t, 30*time.Second, blue...)
