@@ -63,6 +63,7 @@ func run(ctx context.Context, cfg config) (summary, error) {
 	w := &world{}
 	defer w.close()
 	out := cfg.Out
+	misroutesBefore := tagctx.Misroutes()
 
 	b, err := startBus(ctx, cfg, w)
 	if err != nil {
@@ -192,6 +193,12 @@ func run(ctx context.Context, cfg config) (summary, error) {
 		fmt.Fprintf(out, "MISROUTE reported by an entry point: %s\n", m)
 	}
 	sum.Misroutes += len(w.ledger.misroutes)
+	// Every hop in this process records its proof through tagctx, which
+	// counts misroutes whether or not an observer saw them.
+	if n := int(tagctx.Misroutes() - misroutesBefore); n > len(w.ledger.misroutes) {
+		fmt.Fprintf(out, "MISROUTE recorded by %d hops no observer saw\n", n-len(w.ledger.misroutes))
+		sum.Misroutes += n - len(w.ledger.misroutes)
+	}
 	w.ledger.mu.Unlock()
 
 	fmt.Fprintf(out, "\nsummary: requests=%d hops=%d fallbacks=%d rejected-tags=%d messages=%d deliveries=%d redelivered=%d duplicates=%d misroutes=%d lost=%d\n",
