@@ -79,17 +79,8 @@ func Handler(h http.Handler, opts ...Option) http.Handler {
 
 // server is the resolved configuration, immutable after newServer.
 type server struct {
-	headers       []string // canonical
-	baggageKey    string
-	host          hostPattern
-	trust         tagctx.Trust
-	strip         bool
-	forwardedFor  bool
-	rejectInvalid bool
-	observer      tagctx.Observer
-	routeHeader   bool
-	node          tagctx.Tag
-	nodeSet       bool
+	serverConfig
+	host hostPattern // compiled from serverConfig.hostPattern
 }
 
 func newServer(opts []Option) (*server, error) {
@@ -102,18 +93,7 @@ func newServer(opts []Option) (*server, error) {
 	if err := c.wire.validate(); err != nil {
 		return nil, err
 	}
-	s := &server{
-		headers:       c.wire.headers,
-		baggageKey:    c.wire.baggageKey,
-		trust:         c.trust,
-		strip:         c.trust.Strips(),
-		forwardedFor:  c.forwardedFor,
-		rejectInvalid: c.rejectInvalid,
-		observer:      c.observer,
-		routeHeader:   c.routeHeader,
-		node:          c.node,
-		nodeSet:       c.nodeSet,
-	}
+	s := &server{serverConfig: c}
 	if c.hostPattern != "" {
 		hp, err := parseHostPattern(c.hostPattern)
 		if err != nil {
@@ -140,7 +120,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rejected error
 		header   http.Header // replaces r.Header when not nil
 	)
-	if s.strip {
+	if s.trust.Strips() {
 		if s.carriesTag(r.Header) {
 			header = s.stripTag(r.Header)
 			rejected = errStripped
@@ -208,9 +188,9 @@ func (s *server) extract(r *http.Request) (tagctx.Tag, error) {
 // decides. tagctx.Extract checks the byte and member limits before parsing.
 func (s *server) find(r *http.Request) (t tagctx.Tag, found bool, err error) {
 	bag := r.Header[baggageHeader]
-	for _, name := range s.headers {
+	for _, name := range s.wire.headers {
 		if vals := r.Header[name]; len(vals) > 0 {
-			t, _, err := tagctx.Extract(vals, bag, s.baggageKey)
+			t, _, err := tagctx.Extract(vals, bag, s.wire.baggageKey)
 			if err != nil {
 				return tagctx.Tag{}, true, fmt.Errorf("httpmw: header %q: %w", name, err)
 			}
@@ -218,7 +198,7 @@ func (s *server) find(r *http.Request) (t tagctx.Tag, found bool, err error) {
 		}
 	}
 	if len(bag) > 0 {
-		t, found, err := tagctx.Extract(nil, bag, s.baggageKey)
+		t, found, err := tagctx.Extract(nil, bag, s.wire.baggageKey)
 		if err != nil {
 			return tagctx.Tag{}, true, fmt.Errorf("httpmw: baggage: %w", err)
 		}
@@ -268,12 +248,12 @@ func parseAddr(s string) netip.Addr {
 
 // carriesTag reports whether h has a tag header or the baggage member.
 func (s *server) carriesTag(h http.Header) bool {
-	for _, name := range s.headers {
+	for _, name := range s.wire.headers {
 		if _, ok := h[name]; ok {
 			return true
 		}
 	}
-	return hasMember(h[baggageHeader], s.baggageKey)
+	return hasMember(h[baggageHeader], s.wire.baggageKey)
 }
 
 // stripTag returns a copy of h without the tag headers and the baggage
@@ -281,12 +261,12 @@ func (s *server) carriesTag(h http.Header) bool {
 // must not change under it.
 func (s *server) stripTag(h http.Header) http.Header {
 	h = h.Clone()
-	for _, name := range s.headers {
+	for _, name := range s.wire.headers {
 		delete(h, name)
 	}
 	var kept []string
 	for _, v := range h[baggageHeader] {
-		if v = tagctx.MergeBaggage(v, s.baggageKey, tagctx.Tag{}); v != "" {
+		if v = tagctx.MergeBaggage(v, s.wire.baggageKey, tagctx.Tag{}); v != "" {
 			kept = append(kept, v)
 		}
 	}
