@@ -173,24 +173,10 @@ func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string,
 		for _, b := range bs {
 			for id := range b.Queues {
 				q := admin.Queue{Addr: b.Addr, Topic: s.topic, ID: id}
-				lo, err := c.admin.CommittedOffset(ctx, q, laneGroup)
-				if err != nil {
-					errs = append(errs, err)
-					continue
+				off, ok, err := c.handoverQueue(ctx, q, b.Name, s.expr, t, laneGroup, done)
+				if ok {
+					written[q] = off
 				}
-				hi, err := c.admin.MaxOffset(ctx, q)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				reached, err := c.handover(ctx, q, b.Name, s.expr, t, lo, hi, done)
-				if reached > lo {
-					if uerr := c.admin.UpdateOffset(ctx, q, laneGroup, reached); uerr != nil {
-						errs = append(errs, uerr)
-						continue
-					}
-				}
-				written[q] = max(reached, lo)
 				if err != nil {
 					errs = append(errs, err)
 				}
@@ -219,31 +205,34 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 	for _, b := range bs {
 		for id := range b.Queues {
 			q := admin.Queue{Addr: b.Addr, Topic: topic, ID: id}
-			lo, err := c.admin.CommittedOffset(ctx, q, laneGroup)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			hi, err := c.admin.MaxOffset(ctx, q)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if lo >= hi {
-				continue
-			}
-			reached, err := c.handover(ctx, q, b.Name, "*", tagctx.Tag{}, lo, hi, nil)
-			if reached > lo {
-				if uerr := c.admin.UpdateOffset(ctx, q, laneGroup, reached); uerr != nil {
-					errs = append(errs, uerr)
-				}
-			}
-			if err != nil {
+			if _, _, err := c.handoverQueue(ctx, q, b.Name, "*", tagctx.Tag{}, laneGroup, nil); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// handoverQueue hands over q from the lane group's committed offset to the
+// queue's max offset (see handover) and moves the lane group's offset past
+// what was handed over. It returns the lane offset it leaves, and whether
+// that offset is known (read, and written if it moved).
+func (c *Consumer) handoverQueue(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, laneGroup string, done *handledSet) (int64, bool, error) {
+	lo, err := c.admin.CommittedOffset(ctx, q, laneGroup)
+	if err != nil {
+		return 0, false, err
+	}
+	hi, err := c.admin.MaxOffset(ctx, q)
+	if err != nil {
+		return 0, false, err
+	}
+	reached, err := c.handover(ctx, q, brokerName, expr, t, lo, hi, done)
+	if reached > lo {
+		if uerr := c.admin.UpdateOffset(ctx, q, laneGroup, reached); uerr != nil {
+			return 0, false, errors.Join(uerr, err)
+		}
+	}
+	return max(reached, lo), true, err
 }
 
 type handedOverKey struct{}
