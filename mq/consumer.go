@@ -229,9 +229,7 @@ func (c *Consumer) Start() error {
 		}
 	} else {
 		c.refresh(ctx)
-		c.wg.Add(2)
-		go c.refreshLoop()
-		go c.takeoverLoop()
+		c.startLoops()
 	}
 	if err := c.pc.Start(); err != nil {
 		c.stopLoops()

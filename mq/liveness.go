@@ -112,7 +112,19 @@ func addrsOf(routes map[string][]admin.Broker) []string {
 	return slices.Compact(addrs)
 }
 
-func (c *Consumer) refreshLoop() {
+// startLoops runs a stable consumer's liveness refresh and takeover tick
+// every refresh interval until stopLoops.
+func (c *Consumer) startLoops() {
+	c.wg.Add(2)
+	go c.every(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.staleness)
+		defer cancel()
+		c.refresh(ctx)
+	})
+	go c.every(c.takeoverTick)
+}
+
+func (c *Consumer) every(f func()) {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.refresh)
 	defer t.Stop()
@@ -122,9 +134,7 @@ func (c *Consumer) refreshLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.staleness)
-		c.refresh(ctx)
-		cancel()
+		f()
 	}
 }
 

@@ -154,9 +154,7 @@ func TestConcurrentConsumeRefreshTakeover(t *testing.T) {
 	heartbeat(t, addr, "127.0.0.1@"+c.InstanceName(), "svc", topic)
 	blue := heartbeat(t, addr, "127.0.0.1@blue-1", "blue_svc", topic)
 	c.refresh(context.Background())
-	c.wg.Add(2)
-	go c.refreshLoop()
-	go c.takeoverLoop()
+	c.startLoops()
 
 	f := c.consumeFunc(c.subscriptionOf(topic))
 	msgs := s.Messages(topic)

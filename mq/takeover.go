@@ -66,20 +66,6 @@ func (c *Consumer) takeoverDelay() time.Duration {
 	return c.cfg.staleness + time.Duration(c.cfg.offlineAfter)*c.cfg.refresh + c.cfg.takeoverMargin
 }
 
-func (c *Consumer) takeoverLoop() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.cfg.refresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		c.takeoverTick()
-	}
-}
-
 // takeoverTick does the leader's work for every offline lane.
 func (c *Consumer) takeoverTick() {
 	if !c.leader.Load() || !c.fresh() {
