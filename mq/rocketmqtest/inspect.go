@@ -134,32 +134,24 @@ func (s *Server) SetCommittedOffset(group string, mq primitive.MessageQueue, off
 // OnlineConsumers returns the client IDs of the group's live members on
 // any broker, sorted: what GET_CONSUMER_LIST_BY_GROUP answers.
 func (s *Server) OnlineConsumers(group string) []string {
-	var out []string
-	for _, b := range s.brokers {
-		for _, id := range b.consumerIDs(group) {
-			if !slices.Contains(out, id) {
-				out = append(out, id)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
+	return s.union(func(b *broker) []string { return b.consumerIDs(group) })
 }
 
 // ConsumerGroups returns the groups that consume a topic on any broker,
 // sorted: groups subscribed to it now and groups with offsets on it, the
 // union QUERY_TOPIC_CONSUME_BY_WHO answers.
 func (s *Server) ConsumerGroups(topic string) []string {
+	return s.union(func(b *broker) []string { return b.consumeByWho(topic) })
+}
+
+// union returns what f answers on every broker, sorted, without repeats.
+func (s *Server) union(f func(*broker) []string) []string {
 	var out []string
 	for _, b := range s.brokers {
-		for _, g := range b.consumeByWho(topic) {
-			if !slices.Contains(out, g) {
-				out = append(out, g)
-			}
-		}
+		out = append(out, f(b)...)
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // RetryTopic returns the retry topic of a consumer group.
