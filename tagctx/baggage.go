@@ -142,10 +142,9 @@ type memberEntry struct{ tag, member string }
 
 var members [memberSlots]atomic.Pointer[memberEntry]
 
-// memberSlot hashes a tag's length and its first and last eight bytes:
-// that tells apart every tag of up to 16 bytes, and longer tags differing
-// only in the middle share a slot, which costs an allocation, not a wrong
-// answer.
+// memberSlot hashes a tag's length and its first and last eight bytes
+// (every byte of a tag of up to 16). Tags sharing a slot evict each other,
+// which costs an allocation, never a wrong answer.
 func memberSlot(s string) uint {
 	x := uint64(len(s))
 	if len(s) >= 8 {
@@ -166,7 +165,8 @@ func load64(s string) uint64 {
 
 // member returns "key=tag". For the default key the strings are cached, so
 // injecting a tag allocates nothing for them: strings are immutable and
-// can be shared.
+// can be shared. Other keys are rare and not cached: keying the cache by
+// key too costs a string compare, about 4 ns of a 65 ns inject.
 func member(key string, t Tag) string {
 	if key != DefaultBaggageKey {
 		return key + "=" + t.s
