@@ -79,6 +79,23 @@ type Consumer struct {
 
 	done chan struct{}
 	wg   sync.WaitGroup
+
+	// pause, while set, holds the consume paths (after their decision,
+	// before the ack) and the ticker loop (between a refresh's answers and
+	// its publication) until it is closed: the tests freeze an instance as
+	// SIGSTOP or a long GC pause would (export_test.go). Production never
+	// sets it; the hot path pays one atomic load.
+	pause atomic.Pointer[chan struct{}]
+}
+
+// hold blocks while the instance is paused (see Consumer.pause).
+func (c *Consumer) hold() {
+	if p := c.pause.Load(); p != nil {
+		select {
+		case <-*p:
+		case <-c.done:
+		}
+	}
 }
 
 var instanceSeq atomic.Int64
@@ -300,6 +317,7 @@ func (c *Consumer) consumeFunc(s *subscription) func(context.Context, ...*primit
 func (c *Consumer) consumeOne(ctx context.Context, s *subscription, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	vw := c.view.Load()
 	t, v, rej := c.filter.decide(msgs[0], vw.onlineAt(time.Now()))
+	c.hold()
 	if v == skip {
 		c.skipped.Add(1)
 		return consumer.ConsumeSuccess, nil
@@ -333,6 +351,7 @@ func (c *Consumer) consumeBatch(ctx context.Context, s *subscription, msgs []*pr
 		}
 		groups[i].msgs = append(groups[i].msgs, m)
 	}
+	c.hold()
 	result := consumer.ConsumeSuccess
 	var errs []error
 	for _, g := range groups {

@@ -134,6 +134,7 @@ func (c *Consumer) every(f func()) {
 			return
 		case <-t.C:
 		}
+		c.hold()
 		f()
 	}
 }
@@ -186,6 +187,7 @@ func (c *Consumer) refresh(ctx context.Context) {
 	case offline:
 		c.leader.Store(false)
 	}
+	c.hold()
 
 	c.mu.Lock()
 	for t, g := range lanes {
