@@ -16,11 +16,20 @@ import (
 // refresh loop owns the liveness fields, the takeover loop the rest; both
 // under Consumer.mu.
 type laneState struct {
-	group        string
-	online       bool
-	answered     time.Time // start of the last refresh that got a definite answer
+	group  string
+	online bool // the state, with hysteresis; what the takeover acts on
+	// onlineAt is the start of the last refresh that answered "online":
+	// the belief's timestamp. The hot path skips the lane's tag only until
+	// onlineAt + staleness; an "offline" answer inside the hysteresis does
+	// not re-confirm it.
+	onlineAt time.Time
+	// seen is the end of the last refresh with a definite answer: a longer
+	// gap than the staleness bound before the next one means nobody here
+	// watched the lane meanwhile (a pause, failing refreshes).
+	seen         time.Time
 	offlineN     int       // consecutive offline answers while online
-	offlineSince time.Time // when the view turned (or was first seen) offline
+	offlineFrom  time.Time // end of the first of those answers
+	offlineSince time.Time // end of the first answer of this offline period
 
 	// pending: the lane's skipped messages may not have been handed over.
 	pending bool
@@ -38,10 +47,11 @@ type laneState struct {
 	gen uint64
 }
 
-// turnOffline marks ls offline as of now with a takeover pending.
-func (ls *laneState) turnOffline(now time.Time) {
+// turnOffline marks ls offline since at (the end of the refresh whose
+// answer first said so) with a takeover pending.
+func (ls *laneState) turnOffline(at time.Time) {
 	ls.online, ls.offlineN = false, 0
-	ls.offlineSince, ls.pending, ls.settled, ls.written = now, true, false, nil
+	ls.offlineSince, ls.pending, ls.settled, ls.written = at, true, false, nil
 	ls.handled = &handledSet{m: map[msgPos]struct{}{}}
 	ls.gen++
 }
@@ -187,40 +197,56 @@ func (c *Consumer) refresh(ctx context.Context) {
 	case offline:
 		c.leader.Store(false)
 	}
+	// Every answer above reached this instance before end: a lane the
+	// brokers no longer list was gone before end.
+	end := time.Now()
 	c.hold()
 
 	c.mu.Lock()
 	for t, g := range lanes {
 		ls := c.lanes[t]
 		a := answers[t]
+		if a == unknown {
+			continue // an unknown answer keeps the last known state
+		}
 		if ls == nil {
-			if a == unknown {
-				continue
-			}
 			ls = &laneState{group: g}
 			c.lanes[t] = ls
 			if a == offline {
 				// First seen offline: its skipped messages, if any,
 				// were never handed over (all stable instances may
 				// have restarted since).
-				ls.turnOffline(start)
+				ls.turnOffline(end)
 			}
 		}
-		if a != unknown {
-			ls.answered = start
-		}
+		gap := !ls.seen.IsZero() && end.Sub(ls.seen) > c.cfg.staleness
+		ls.seen = end
 		switch a {
 		case online:
+			ls.onlineAt = start
 			if !ls.online {
 				ls.online, ls.pending, ls.settled, ls.written, ls.handled = true, false, false, nil, nil
 			}
 			ls.offlineN = 0
 		case offline:
-			if ls.online {
+			switch {
+			case ls.online:
+				if ls.offlineN == 0 || gap {
+					ls.offlineN, ls.offlineFrom = 0, end
+				}
 				ls.offlineN++
 				if ls.offlineN >= c.cfg.offlineAfter {
-					ls.turnOffline(start)
+					ls.turnOffline(ls.offlineFrom)
 				}
+			case gap && ls.pending:
+				// Nobody here watched the lane for longer than the
+				// staleness bound: it may have lived meanwhile and had
+				// its tag skipped, so the wait starts again.
+				ls.offlineSince = end
+			case gap:
+				// The same after a completed takeover: a new offline
+				// period, handed over in full (duplicates at worst).
+				ls.turnOffline(end)
 			}
 		}
 	}
@@ -229,12 +255,14 @@ func (c *Consumer) refresh(ctx context.Context) {
 	for t, ls := range c.lanes {
 		switch {
 		case ls.online:
-			// A lane whose members nobody could list for a whole
-			// staleness bound is not trusted to be online: it may have
-			// died meanwhile. It stays online in the state, so the
-			// takeover still waits for a definite "offline".
-			lu := ls.answered.Add(c.cfg.staleness)
-			if !lu.After(start) {
+			// A lane only counts as online until its last "online" answer
+			// is older than the staleness bound, whatever the refreshes
+			// since said or failed to say: it may have died meanwhile, and
+			// the takeover only waits that long for every stable instance.
+			// It stays online in the state, so the takeover still waits
+			// for a definite "offline".
+			lu := ls.onlineAt.Add(c.cfg.staleness)
+			if !lu.After(end) {
 				continue
 			}
 			until = minTime(until, lu)

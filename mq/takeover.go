@@ -57,13 +57,17 @@ func (c *Consumer) seed(ctx context.Context) error {
 	return nil
 }
 
-// takeoverDelay is how long the leader waits after its view turned a lane
-// offline before handing the lane's messages over: by then every stable
-// instance has turned it offline too (or its view went stale), so none
-// skips that tag any more, and every message one skipped is below the
-// queue's max offset the takeover reads.
+// takeoverDelay is how long the leader waits, after the end of the refresh
+// whose answer first said a lane is offline, before it reads the queues'
+// max offsets and hands the lane's messages over. Every stable instance
+// skips a lane's tag only on an "online" answer from a refresh that started
+// before the lane left the brokers' list, hence before that end, and only
+// for the staleness bound after that start (on its own clock). So once the
+// delay has passed, no stable instance skips the tag any more, and every
+// message one skipped was stored before, below the max offsets the takeover
+// reads. The margin covers clock-rate differences and timer latency.
 func (c *Consumer) takeoverDelay() time.Duration {
-	return c.cfg.staleness + time.Duration(c.cfg.offlineAfter)*c.cfg.refresh + c.cfg.takeoverMargin
+	return c.cfg.staleness + c.cfg.takeoverMargin
 }
 
 // takeoverTick does the leader's work for every offline lane.
@@ -119,7 +123,13 @@ func (c *Consumer) takeoverTick() {
 			}
 			c.mu.Unlock()
 		} else {
-			written, relive, err := c.keepUp(ctx, j.group, j.written)
+			still := func() bool {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				ls := c.lanes[j.tag]
+				return ls != nil && !ls.online && ls.settled && ls.gen == j.gen
+			}
+			written, relive, err := c.keepUp(ctx, j.group, j.written, still)
 			c.mu.Lock()
 			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.settled && ls.gen == j.gen {
 				switch {
@@ -311,8 +321,18 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 // committed offsets, which stable reached handling the tag itself, so a
 // lane restarted later does not replay them. relive reports that someone
 // else moved the lane's offsets: the lane lived between two refreshes, and
-// its skipped messages need a full takeover again.
-func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[admin.Queue]int64) (map[admin.Queue]int64, bool, error) {
+// its skipped messages need a full takeover again. still reports whether
+// this instance's state still has the lane settled in the same offline
+// period.
+//
+// Why moving up to stable's committed offsets loses nothing: the takeover
+// covered every message skipped in this offline period (see
+// takeoverDelay), and since then no stable instance skipped the tag, the
+// lane being offline. Below stable's committed offset every message was
+// consumed, so handled. A lane that comes back resumes from the offsets
+// written here, and stable skips for it only messages it had not consumed
+// yet, at or above its committed offset.
+func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[admin.Queue]int64, still func() bool) (map[admin.Queue]int64, bool, error) {
 	var errs []error
 	if err := c.drainRetry(ctx, laneGroup); err != nil {
 		errs = append(errs, err)
@@ -322,6 +342,7 @@ func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[adm
 		to int64
 	}
 	var moves []move
+	checked := time.Now()
 	next := make(map[admin.Queue]int64, len(written))
 	for q, w := range written {
 		next[q] = w
@@ -346,10 +367,17 @@ func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[adm
 		return next, false, errors.Join(errs...)
 	}
 	// Read liveness again after the stable offsets: if the lane is still
-	// offline now, no stable instance skipped its tag below them.
+	// offline now, and was all along, no stable instance skipped its tag
+	// below them.
 	routes, _ := c.brokersOf(ctx)
-	if l, _ := c.probe(ctx, laneGroup, addrsOf(routes)); l != offline {
+	if l, _ := c.probe(ctx, laneGroup, addrsOf(routes)); l != offline || !still() {
 		return written, false, errors.Join(errs...)
+	}
+	if time.Since(checked) > c.cfg.staleness {
+		// This instance was paused (or the brokers slow) for longer than
+		// the staleness bound since it read the offsets: the lane may have
+		// lived meanwhile. Write nothing; hand over in full again.
+		return nil, true, nil
 	}
 	for _, m := range moves {
 		if err := c.admin.UpdateOffset(ctx, m.q, laneGroup, m.to); err != nil {

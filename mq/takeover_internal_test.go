@@ -163,7 +163,7 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	written, relive, err := c.keepUp(ctx, "blue_svc", written)
+	written, relive, err := c.keepUp(ctx, "blue_svc", written, func() bool { return true })
 	if err != nil || relive {
 		t.Fatalf("keepUp: relive %v, %v", relive, err)
 	}
@@ -182,7 +182,7 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 	if err := s.SetCommittedOffset("blue_svc", q0, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, relive, _ := c.keepUp(ctx, "blue_svc", written); !relive {
+	if _, relive, _ := c.keepUp(ctx, "blue_svc", written, func() bool { return true }); !relive {
 		t.Error("keepUp after a foreign commit: want relive")
 	}
 }
