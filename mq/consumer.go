@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,8 +79,9 @@ type Consumer struct {
 	pcStarted bool // the push consumer started: v2.1.2 panics shutting down one that did not
 	stopped   bool
 
-	done chan struct{}
-	wg   sync.WaitGroup
+	done    chan struct{}
+	wg      sync.WaitGroup
+	visible atomic.Bool
 
 	// pause, while set, holds the consume paths (after their decision,
 	// before the ack) and the ticker loop (between a refresh's answers and
@@ -255,7 +258,86 @@ func (c *Consumer) Start() error {
 	c.mu.Lock()
 	c.pcStarted = true
 	c.mu.Unlock()
+	if c.tag.IsZero() || c.cfg.startWait == 0 {
+		return nil
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), c.cfg.startWait)
+	defer wcancel()
+	if err := c.WaitVisible(wctx); err != nil {
+		return fmt.Errorf("mq: lane consumer group %q runs, but %w", c.group, err)
+	}
 	return nil
+}
+
+// ErrNotVisible says a started lane consumer is not known to be seen by
+// the stable consumers yet: they may still handle its tag (duplicates, not
+// losses). Start returns it (wrapped) when WithStartWait passes first; the
+// consumer keeps running, and Shutdown stops it as usual.
+var ErrNotVisible = errors.New("mq: the stable consumers may not see this lane yet")
+
+// WaitVisible waits until the stable consumers of this lane consumer's
+// base group see it online, or until ctx is done: every master broker
+// hosting its topics lists this consumer in its group (which its Start
+// made happen with its first heartbeat), and one refresh interval plus the
+// takeover margin has passed since, so every stable instance refreshing at
+// that interval has read the listing. From then on, a stable instance
+// skips the lane's tag, unless it cannot read liveness (then it handles
+// every tag, a duplicate at worst). It assumes stable consumers use the
+// same refresh interval. Start waits for it (WithStartWait). On a stable
+// consumer it returns nil once Start has returned: its first liveness
+// reading is part of Start.
+func (c *Consumer) WaitVisible(ctx context.Context) error {
+	c.mu.Lock()
+	started := c.pcStarted
+	c.mu.Unlock()
+	switch {
+	case !started:
+		return fmt.Errorf("mq: WaitVisible on consumer group %q before Start", c.group)
+	case c.tag.IsZero(), c.visible.Load():
+		return nil
+	}
+	tick := time.NewTicker(max(c.cfg.refresh/5, MinRefreshInterval))
+	defer tick.Stop()
+	for {
+		if c.listedEverywhere(ctx) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: the brokers do not list %q in group %q: %w", ErrNotVisible, c.instance, c.group, context.Cause(ctx))
+		case <-c.done:
+			return fmt.Errorf("mq: consumer group %q shut down", c.group)
+		case <-tick.C:
+		}
+	}
+	wait := time.NewTimer(c.cfg.refresh + c.cfg.takeoverMargin)
+	defer wait.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: listed, but the stable consumers' next refresh may not have run: %w", ErrNotVisible, context.Cause(ctx))
+	case <-c.done:
+		return fmt.Errorf("mq: consumer group %q shut down", c.group)
+	case <-wait.C:
+	}
+	c.visible.Store(true)
+	return nil
+}
+
+// listedEverywhere reports whether every master broker hosting the
+// subscribed topics lists this consumer as a member of its group.
+func (c *Consumer) listedEverywhere(ctx context.Context) bool {
+	routes, ok := c.brokersOf(ctx)
+	addrs := addrsOf(routes)
+	if !ok || len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		ids, err := c.admin.ConsumerList(ctx, a, c.group)
+		if err != nil || !slices.ContainsFunc(ids, func(id string) bool { return strings.HasSuffix(id, "@"+c.instance) }) {
+			return false
+		}
+	}
+	return true
 }
 
 func (cfg config) adminTimeoutOrDefault() time.Duration {

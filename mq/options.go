@@ -12,8 +12,9 @@ import (
 // Defaults and limits of the options.
 const (
 	// DefaultRefreshInterval is how often a stable consumer reads the
-	// liveness of lane groups from the brokers.
-	DefaultRefreshInterval = time.Second
+	// liveness of lane groups from the brokers: a handful of small admin
+	// requests per instance, cheap on loopback or in one data centre.
+	DefaultRefreshInterval = 250 * time.Millisecond
 	// DefaultOfflineAfter is how many consecutive "no consumer" answers
 	// turn an online lane offline. One is enough for online: handing a
 	// lane's message to it when it just died only delays it (takeover
@@ -22,10 +23,13 @@ const (
 	// DefaultStalenessFactor times the refresh interval is how old a
 	// liveness view may be before a stable consumer stops trusting it and
 	// handles every tag itself.
-	DefaultStalenessFactor = 3
+	DefaultStalenessFactor = 4
 	// DefaultTakeoverMargin is added to the takeover delay, for timer and
 	// scheduling latency on the stable instances and broker round trips.
-	DefaultTakeoverMargin = time.Second
+	DefaultTakeoverMargin = 250 * time.Millisecond
+	// DefaultStartWait bounds how long a lane consumer's Start waits for
+	// the stable consumers to see it (see Consumer.WaitVisible).
+	DefaultStartWait = 5 * time.Second
 	// MinRefreshInterval keeps a misconfiguration from hammering brokers.
 	MinRefreshInterval = 10 * time.Millisecond
 	// MaxGroupLen is RocketMQ 4.9.4's limit on a group name
@@ -52,6 +56,7 @@ type config struct {
 	adminTimeout   time.Duration
 	instance       string
 	handoverBatch  int
+	startWait      time.Duration
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -61,6 +66,7 @@ func newConfig(opts []Option) (config, error) {
 		offlineAfter:   DefaultOfflineAfter,
 		takeoverMargin: DefaultTakeoverMargin,
 		handoverBatch:  32,
+		startWait:      DefaultStartWait,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -217,6 +223,20 @@ func WithInstanceName(name string) Option {
 			return fmt.Errorf("mq: empty instance name")
 		}
 		c.instance = name
+		return nil
+	}
+}
+
+// WithStartWait bounds how long a lane consumer's Start waits until the
+// stable consumers see it (default DefaultStartWait); 0 makes Start return
+// as soon as the push consumer runs, and WaitVisible tells when stable
+// sees it.
+func WithStartWait(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("mq: start wait %v is negative", d)
+		}
+		c.startWait = d
 		return nil
 	}
 }
