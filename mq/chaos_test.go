@@ -118,7 +118,16 @@ func TestChaos(t *testing.T) {
 	for _, l := range running {
 		l.c.Shutdown()
 	}
-	rec.WaitBodies(t, 40*time.Second, all...)
+	lostBodies := waitLost(t, rec, 40*time.Second, all)
+	for i, b := range lostBodies {
+		if i == 10 {
+			break
+		}
+		retryMu.Lock()
+		r := retried[b]
+		retryMu.Unlock()
+		t.Errorf("lost %s (a lane asked to retry it: %v)", b, r)
+	}
 	got := rec.ByBody()
 	misroutes := 0
 	for _, d := range rec.Deliveries() {

@@ -243,6 +243,9 @@ func (c *Consumer) Start() error {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*c.cfg.adminTimeoutOrDefault())
 	defer cancel()
+	if err := c.checkTopicsExist(ctx); err != nil {
+		return err
+	}
 	if !c.tag.IsZero() {
 		if err := c.seed(ctx); err != nil {
 			return err

@@ -57,6 +57,8 @@ type config struct {
 	instance       string
 	handoverBatch  int
 	startWait      time.Duration
+	topicQueues    int
+	cluster        string
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -67,6 +69,7 @@ func newConfig(opts []Option) (config, error) {
 		takeoverMargin: DefaultTakeoverMargin,
 		handoverBatch:  32,
 		startWait:      DefaultStartWait,
+		topicQueues:    DefaultTopicQueues,
 	}
 	for _, o := range opts {
 		if o == nil {

@@ -165,4 +165,3 @@ func (st *stream) snapshot(tag string) []string {
 	defer st.mu.Unlock()
 	return append([]string(nil), st.sent[tag]...)
 }
-

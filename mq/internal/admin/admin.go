@@ -325,3 +325,95 @@ func (c *Client) Pull(ctx context.Context, q Queue, brokerName, group, subscript
 	}
 	return r, nil
 }
+
+// Master is a master broker of a cluster.
+type Master struct {
+	Cluster string
+	Name    string
+	Addr    string
+}
+
+// Masters returns the master brokers the name servers know, sorted by
+// cluster and name (GET_BROKER_CLUSTER_INFO, code 106).
+func (c *Client) Masters(ctx context.Context) ([]Master, error) {
+	var lastErr error
+	for _, ns := range c.nameserver {
+		resp, err := c.invoke(ctx, ns, remoting.NewRequest(remoting.GetBrokerClusterInfo, nil, nil))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if resp.Code != remoting.Success {
+			lastErr = &CodeError{Op: "cluster info", Code: resp.Code, Remark: resp.Remark}
+			continue
+		}
+		return parseMasters(resp.Body)
+	}
+	if lastErr == nil {
+		lastErr = errors.New("admin: no name server")
+	}
+	return nil, lastErr
+}
+
+func parseMasters(body []byte) ([]Master, error) {
+	var info struct {
+		BrokerAddrTable map[string]struct {
+			Cluster     string            `json:"cluster"`
+			BrokerName  string            `json:"brokerName"`
+			BrokerAddrs map[string]string `json:"brokerAddrs"`
+		} `json:"brokerAddrTable"`
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		if err2 := json.Unmarshal(quoteNumericKeys(body), &info); err2 != nil {
+			return nil, fmt.Errorf("admin: cluster info body: %w", err)
+		}
+	}
+	var out []Master
+	for name, b := range info.BrokerAddrTable {
+		if addr := b.BrokerAddrs["0"]; addr != "" { // brokerId 0 is the master
+			out = append(out, Master{Cluster: b.Cluster, Name: name, Addr: addr})
+		}
+	}
+	slices.SortFunc(out, func(a, b Master) int {
+		if a.Cluster != b.Cluster {
+			return cmpString(a.Cluster, b.Cluster)
+		}
+		return cmpString(a.Name, b.Name)
+	})
+	return out, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// CreateTopic creates topic, or updates its queue counts, on the broker at
+// addr (UPDATE_AND_CREATE_TOPIC, code 17) with queues read and write
+// queues and read-write permission, as mqadmin updateTopic does. The
+// broker registers the topic with the name servers itself.
+func (c *Client) CreateTopic(ctx context.Context, addr, topic string, queues int) error {
+	q := strconv.Itoa(queues)
+	resp, err := c.invoke(ctx, addr, remoting.NewRequest(remoting.CreateTopic, map[string]string{
+		"topic":           topic,
+		"defaultTopic":    "TBW102",
+		"readQueueNums":   q,
+		"writeQueueNums":  q,
+		"perm":            "6", // PermName.PERM_READ | PERM_WRITE
+		"topicFilterType": "SINGLE_TAG",
+		"topicSysFlag":    "0",
+		"order":           "false",
+	}, nil))
+	if err != nil {
+		return err
+	}
+	if resp.Code != remoting.Success {
+		return &CodeError{Op: "create topic " + strconv.Quote(topic) + " on " + addr, Code: resp.Code, Remark: resp.Remark}
+	}
+	return nil
+}
