@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,15 +32,22 @@ type rocketBus struct {
 	stable   *mq.Consumer
 	lane     *mq.Consumer
 
-	mu   sync.Mutex
-	seen map[int][]Hop
+	// run prefixes every message body, so a run on a broker that still
+	// holds an earlier run's messages (replayed after a lost commit, or
+	// handed over from a lane group's old offsets) counts only its own.
+	run    string
+	ledger *ledger
+
+	mu      sync.Mutex
+	seen    map[int][]Hop
+	foreign int // messages of other runs (or not the demo's) handled and ignored
 }
 
 var _ bus = (*rocketBus)(nil)
 
 func startBus(ctx context.Context, cfg config, w *world) (_ *rocketBus, err error) {
 	rlog.SetLogLevel("error")
-	b := &rocketBus{seen: map[int][]Hop{}}
+	b := &rocketBus{seen: map[int][]Hop{}, run: runID(), ledger: &w.ledger}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -45,13 +55,17 @@ func startBus(ctx context.Context, cfg config, w *world) (_ *rocketBus, err erro
 	}()
 	ns := cfg.NameServer
 	if ns == "" {
-		if b.broker, err = rocketmqtest.Run(); err != nil {
-			return nil, err
-		}
-		if err := b.broker.CreateTopic(topic, 4); err != nil {
+		// Like a fresh real broker: no topic appears for consumers.
+		if b.broker, err = rocketmqtest.Run(rocketmqtest.WithAutoCreateTopics(false)); err != nil {
 			return nil, err
 		}
 		ns = b.broker.NameServer()
+	}
+	// The demo owns its topic. A push consumer cannot start on a topic
+	// that does not exist yet, and a broker creates one only at its first
+	// send, so create it (or update it) on every master broker first.
+	if err := mq.CreateTopic(ctx, []string{ns}, topic); err != nil {
+		return nil, err
 	}
 
 	p, err := rocketmq.NewProducer(
@@ -67,9 +81,11 @@ func startBus(ctx context.Context, cfg config, w *world) (_ *rocketBus, err erro
 	}
 	b.producer = mq.NewProducer(p)
 
-	// A short refresh interval makes the demo's takeover quick; the
-	// defaults suit a real environment.
-	common := []mq.Option{mq.WithNameServer(ns), mq.WithObserver(w.ledger.observe), mq.WithRefreshInterval(250 * time.Millisecond)}
+	// The consumers report their route proof per handled batch; the
+	// handler counts hops per message (a handed-over batch of k messages
+	// is k hops), so the observer here only collects misroutes and
+	// rejected tags.
+	common := []mq.Option{mq.WithNameServer(ns), mq.WithObserver(w.ledger.observeBatch)}
 	if b.stable, err = b.startConsumer(tagctx.Tag{}, common); err != nil {
 		return nil, err
 	}
@@ -89,13 +105,17 @@ func (b *rocketBus) startConsumer(node tagctx.Tag, common []mq.Option) (*mq.Cons
 		hop.HandedOver = mq.HandedOver(ctx)
 		b.mu.Lock()
 		defer b.mu.Unlock()
+		n := 0
 		for _, m := range msgs {
-			id, err := strconv.Atoi(string(m.Body))
-			if err != nil {
-				continue // not one of the demo's messages
+			id, ok := b.idOf(m.Body)
+			if !ok {
+				b.foreign++ // another run's message, or not the demo's
+				continue
 			}
 			b.seen[id] = append(b.seen[id], hop)
+			n++
 		}
+		b.ledger.messageHops(n, hop.Route == tagctx.RouteFallback.String())
 		return consumer.ConsumeSuccess, nil
 	})
 	if err != nil {
@@ -105,8 +125,25 @@ func (b *rocketBus) startConsumer(node tagctx.Tag, common []mq.Option) (*mq.Cons
 }
 
 func (b *rocketBus) publish(ctx context.Context, id int) error {
-	_, err := b.producer.SendSync(ctx, primitive.NewMessage(topic, []byte(strconv.Itoa(id))))
+	_, err := b.producer.SendSync(ctx, primitive.NewMessage(topic, []byte(b.run+strconv.Itoa(id))))
 	return err
+}
+
+// runID returns a body prefix unique to this run.
+func runID() string {
+	var r [6]byte
+	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return "run-" + hex.EncodeToString(r[:]) + "-"
+}
+
+// idOf returns the id of a message of this run.
+func (b *rocketBus) idOf(body []byte) (int, bool) {
+	rest, ok := strings.CutPrefix(string(body), b.run)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.Atoi(rest)
+	return id, err == nil
 }
 
 // waitReady waits until the stable notifier sees the lane notifier online,
@@ -139,6 +176,12 @@ func (b *rocketBus) delivered() map[int][]Hop {
 }
 
 func (b *rocketBus) redelivered() int { return int(b.stable.Stats().Redelivered) }
+
+func (b *rocketBus) others() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.foreign
+}
 
 func (b *rocketBus) close() {
 	for _, c := range []*mq.Consumer{b.lane, b.stable} {

@@ -3,7 +3,9 @@
 // RocketMQ producers and consumers on the embedded broker. It sends stable
 // and tagged traffic, takes a lane consumer offline mid-run, prints which
 // instance served every hop and every message, and exits non-zero if
-// anything was misrouted or lost.
+// anything was misrouted or lost. With -namesrv it runs against a real
+// RocketMQ: it creates its topic there first, and counts only its own run's
+// messages, so it can run again and again on the same broker.
 //
 //	go run ./examples/lanes
 //	go run ./examples/lanes -requests 30 -namesrv 127.0.0.1:9876
@@ -21,7 +23,7 @@ import (
 func main() {
 	var cfg config
 	flag.IntVar(&cfg.Requests, "requests", 12, "requests to send before the lane consumer goes offline (and as many after)")
-	flag.StringVar(&cfg.NameServer, "namesrv", "", "RocketMQ name server address (host:port) to use instead of the embedded broker")
+	flag.StringVar(&cfg.NameServer, "namesrv", "", "RocketMQ name server address (host:port) to use instead of the embedded broker; the demo creates its topic there")
 	flag.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "give up waiting for messages after this long")
 	flag.Parse()
 	cfg.Out = os.Stdout

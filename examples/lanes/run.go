@@ -28,6 +28,7 @@ type summary struct {
 	Requests, Hops, Fallbacks, Rejected int
 	Messages, Deliveries, Redelivered   int
 	Duplicates, Misroutes, Lost         int
+	Others                              int // earlier runs' messages, not counted
 }
 
 func (s summary) ok() bool { return s.Misroutes == 0 && s.Lost == 0 }
@@ -55,6 +56,7 @@ type bus interface {
 	waitReady(ctx context.Context) error
 	delivered() map[int][]Hop
 	redelivered() int
+	others() int // messages of other runs handled and not counted
 	close()
 }
 
@@ -185,7 +187,7 @@ func run(ctx context.Context, cfg config) (summary, error) {
 			fmt.Fprintf(out, "%-11s tag=%-10s %-18s node=%-10s %s%s\n", label, dash(h.Traffic), h.Instance, dash(h.Node), route, verdict)
 		}
 	}
-	sum.Redelivered = b.redelivered()
+	sum.Redelivered, sum.Others = b.redelivered(), b.others()
 
 	w.ledger.mu.Lock()
 	sum.Hops, sum.Fallbacks, sum.Rejected = w.ledger.hops, w.ledger.fallbacks, len(w.ledger.rejected)
@@ -201,8 +203,8 @@ func run(ctx context.Context, cfg config) (summary, error) {
 	}
 	w.ledger.mu.Unlock()
 
-	fmt.Fprintf(out, "\nsummary: requests=%d hops=%d fallbacks=%d rejected-tags=%d messages=%d deliveries=%d redelivered=%d duplicates=%d misroutes=%d lost=%d\n",
-		sum.Requests, sum.Hops, sum.Fallbacks, sum.Rejected, sum.Messages, sum.Deliveries, sum.Redelivered, sum.Duplicates, sum.Misroutes, sum.Lost)
+	fmt.Fprintf(out, "\nsummary: requests=%d hops=%d fallbacks=%d rejected-tags=%d messages=%d deliveries=%d redelivered=%d duplicates=%d misroutes=%d lost=%d other-runs=%d\n",
+		sum.Requests, sum.Hops, sum.Fallbacks, sum.Rejected, sum.Messages, sum.Deliveries, sum.Redelivered, sum.Duplicates, sum.Misroutes, sum.Lost, sum.Others)
 	return sum, nil
 }
 

@@ -90,6 +90,30 @@ func (l *ledger) observe(_ context.Context, o tagctx.Observation) {
 	}
 }
 
+// observeBatch is the RocketMQ consumers' observer: it reports once per
+// handled batch, so it collects misroutes and rejected tags only; the
+// handler counts the batch's hops with messageHops.
+func (l *ledger) observeBatch(_ context.Context, o tagctx.Observation) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if o.Route == tagctx.RouteMisroute {
+		l.misroutes = append(l.misroutes, fmt.Sprintf("%s %s: traffic %q served by node %q", o.Transport, o.Operation, o.Traffic, o.Node))
+	}
+	if o.Rejected != nil {
+		l.rejected = append(l.rejected, o.Rejected.Error())
+	}
+}
+
+// messageHops counts n handled messages as n hops.
+func (l *ledger) messageHops(n int, fallback bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hops += n
+	if fallback {
+		l.fallbacks += n
+	}
+}
+
 // instance is one running copy of a service.
 type instance struct {
 	service string
