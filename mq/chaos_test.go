@@ -16,8 +16,9 @@ import (
 	"github.com/taglane/taglane/mq/rocketmqtest"
 )
 
-// TestChaos: lanes start, stop and crash at random while producers send
-// thousands of mixed messages; no message is lost. MQ_CHAOS_SEED replays a
+// TestChaos: lanes start, stop and crash, and stable instances (the leader
+// or not) pause, at random while producers send thousands of mixed
+// messages; no message is lost. MQ_CHAOS_SEED replays a
 // run.
 func TestChaos(t *testing.T) {
 	t.Parallel()
@@ -83,11 +84,37 @@ func TestChaos(t *testing.T) {
 			return consumer.ConsumeSuccess, nil
 		}
 	}
+	// Stable instances pause too (as by SIGSTOP or a long GC pause), one
+	// at a time, for up to three staleness bounds: their beliefs go stale
+	// under them while lanes come and go.
+	var (
+		resume               func()
+		resumeAt             time.Time
+		pauses, leaderPauses int
+		longPauses           int
+	)
 	deadline := time.Now().Add(12 * time.Second)
 	tick := time.NewTicker(150 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
 		<-tick.C
+		if resume != nil && time.Now().After(resumeAt) {
+			resume()
+			resume = nil
+		}
+		if resume == nil && rng.IntN(8) == 0 {
+			i := rng.IntN(len(stables))
+			if stables[i].Leader() {
+				leaderPauses++
+			}
+			d := time.Duration(rng.Int64N(int64(3 * testStaleness)))
+			if d > testStaleness {
+				longPauses++
+			}
+			resume, resumeAt = mq.Freeze(stables[i]), time.Now().Add(d)
+			pauses++
+			continue
+		}
 		if rng.IntN(3) != 0 {
 			continue
 		}
@@ -108,6 +135,9 @@ func TestChaos(t *testing.T) {
 			delete(running, tag)
 			kills++
 		}
+	}
+	if resume != nil {
+		resume()
 	}
 	var all []string
 	for _, st := range streams {
@@ -147,8 +177,8 @@ func TestChaos(t *testing.T) {
 			lost++
 		}
 	}
-	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; %d lane retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
-		len(all), starts, stops, kills, len(retried), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
+	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; stable pauses %d (of the leader %d, longer than the staleness bound %d); %d lane retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
+		len(all), starts, stops, kills, pauses, leaderPauses, longPauses, len(retried), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
 	if len(all) < 2000 {
 		t.Errorf("only %d messages sent, want thousands", len(all))
 	}
