@@ -27,9 +27,21 @@
 // liveness from the brokers (the lane groups consuming the topic, code 300;
 // their members on every master broker, code 38) every refresh interval,
 // with hysteresis (online at once, offline after WithOfflineAfter answers),
-// keeping the last state when a broker does not answer. A view older than
-// the staleness bound is not trusted: the stable consumer then handles every
-// tag (a duplicate is acceptable, a loss is not).
+// keeping the last state when a broker does not answer. A lane's "online"
+// is a belief stamped with the start of the refresh whose answer said so;
+// the stable consumer skips the lane's tag only until that stamp plus the
+// staleness bound, whatever happened since (a pause, failing refreshes, an
+// "offline" answer still inside the hysteresis). Past it, the stable
+// consumer handles every tag: a duplicate is acceptable, a loss is not.
+//
+// # Topics
+//
+// A push consumer of rocketmq-client-go v2.1.2 cannot start on a topic that
+// does not exist yet, even with the brokers' autoCreateTopicEnable: they
+// create a topic only at its first send. Start checks every subscribed
+// topic first and returns an error wrapping ErrTopicNotExist that names it.
+// Programs that own their topics create them with CreateTopic
+// (UPDATE_AND_CREATE_TOPIC on every master broker of the cluster).
 //
 // # Lane start
 //
@@ -37,23 +49,27 @@
 // answers 0 for them, which would replay the topic's history. So a lane
 // consumer not yet listed by code 300 first copies the stable group's
 // committed offsets to its own group: it starts where stable is. A
-// restarted lane resumes from its own offsets.
+// restarted lane resumes from its own offsets. Start then waits, bounded
+// by WithStartWait, until the stable consumers see the lane (WaitVisible):
+// the brokers list it, and one refresh interval plus the takeover margin
+// has passed. Messages of the lane's tag sent after Start returns go to the
+// lane only. Those sent before may be handled by both: stable handles the
+// tag until it sees the lane, and the lane replays what stable handled but
+// had not committed yet. Both are duplicates, never gaps.
 //
 // # Lane offline takeover
 //
 // When a lane goes offline (shutdown or crash), the messages stable skipped
 // for it but the lane never consumed would be lost. The stable group's
 // leader (the member with the smallest client ID, which every instance
-// computes alike) waits until every stable instance has turned the lane
-// offline (staleness bound + hysteresis + margin), then, per queue, pulls
-// the messages of the lane's tag from the lane group's committed offset up
-// to the queue's max offset, hands them to the stable handler (context
-// tagged, route proof "fallback", HandedOver(ctx) true), and moves the lane group's offset past
-// them; the lane group's retry topic is drained the same way. Reading up to
-// the max offset, not to the stable group's committed offset, covers every
-// message a stable instance skipped, even one whose commit still waits for
-// the client's 5 s commit timer. A handler failure stops that queue there;
-// the next tick retries.
+// computes alike) waits the takeover delay, the staleness bound plus the
+// margin, after the end of the refresh whose answer first said the lane is
+// offline. Then, per queue, it pulls the messages of the lane's tag from the
+// lane group's committed offset up to the queue's max offset read then,
+// hands them to the stable handler (context tagged, route proof "fallback",
+// HandedOver(ctx) true), and moves the lane group's offset past them; the
+// lane group's retry topic is drained the same way. A handler failure
+// stops that queue there; the next tick retries.
 //
 // The leader leaves out the messages it handled itself meanwhile (it
 // remembers them while the takeover is pending), so with one stable
@@ -69,23 +85,56 @@
 // stable's committed offsets (after checking again that the lane is still
 // offline), so a lane restarted later does not replay what stable handled
 // meanwhile. If the lane's offsets moved under it, the lane lived between
-// two refreshes, and a full takeover runs again.
+// two refreshes, and a full takeover runs again; so does a gap longer than
+// the staleness bound between two of the leader's answers about the lane
+// (the leader paused, or its refreshes failed).
 //
-// Remaining assumptions: a lane instance that starts, gets its tag skipped
-// by some stable instance and crashes without committing anything, all
-// between two liveness refreshes of the leader, goes unnoticed, and what
-// was skipped for it is not handed over; stable instances' clocks run at
-// the same rate (each compares only its own durations); a frozen stable
-// instance is harmless, because it checks its view's freshness against its
-// own clock at every decision and every message it skips was stored before
-// that decision, hence below the max offset the takeover reads later.
+// # What is guaranteed, and what is assumed
 //
-// A lane seeded from stable's committed offsets replays what stable
-// handled but had not committed yet (the client commits every 5 s), and
-// stable handles the lane's tag until its next refresh sees the lane: both
-// are duplicates, never gaps. consumer.WithNamespace and
-// consumer.WithUnitName are not supported: the admin queries use the plain
-// group names.
+// Guaranteed: every message of a lane's tag that a stable instance skipped
+// is consumed by the lane (its group commits past it) or handed over by a
+// takeover, whatever pauses, clock jumps or refresh failures happen to any
+// stable instance, the leader included. The argument: a stable instance
+// skips a tag only on an "online" answer from a refresh that started
+// before the lane left the brokers' consumer list, and only until that
+// start plus the staleness bound, checked against its own monotonic clock
+// when it decides (a handler call frozen after deciding acks only
+// messages stored before that moment). The leader's first "offline" answer
+// came after the lane left the list, so once the takeover delay has passed
+// since, no stable instance skips the tag, and every message one skipped
+// is below the max offsets the takeover reads then. After the takeover,
+// below stable's committed offsets every message was handled, not skipped,
+// so keeping the lane's offsets up with them loses nothing.
+//
+// Assumed: (1) stable instances' monotonic clocks advance at the same rate,
+// within the margin over the takeover delay, and also while an instance is
+// paused: Go's monotonic clock counts SIGSTOP, GC and scheduling stalls,
+// but a virtual machine whose clock stands still while it is frozen breaks
+// this. Wall-clock jumps do not matter. (2) The brokers' consumer list
+// tells the truth: a lane group that no master broker lists has no member
+// consuming (a frozen lane process stays listed for 120 s on 4.9.4; its
+// messages wait, nothing is lost). (3) A lane instance does not start,
+// have its tag skipped and die without committing, all between two
+// consecutive answers of the leader about it (250 ms apart by default;
+// Start alone waits about twice that), or the leader never learns that
+// the lane lived. (4) Only the lane consumer and the stable leader write
+// a lane group's offsets.
+//
+// # Delays with the defaults
+//
+// Refresh interval 250 ms, staleness bound 1 s, offline after 2 answers,
+// takeover margin 250 ms, so the takeover delay is 1.25 s. Measured on the
+// embedded broker (TestLaneTimings, loaded 2-core machine): a lane
+// consumer's Start returns after about 0.5 s, and stable stops handling
+// its tag about 0.25 s after Start is called; after a crash (the broker
+// drops the connection at once) or a graceful Shutdown, the first
+// handed-over message arrives about 1.4 s later and the whole backlog
+// within a few more milliseconds. A real 4.9.4 broker adds its own
+// detection: about 1 s after Shutdown or SIGKILL, 120 s for a frozen lane
+// process that keeps its connection open.
+//
+// consumer.WithNamespace and consumer.WithUnitName are not supported: the
+// admin queries use the plain group names.
 //
 // rocketmq-client-go v2's public API cannot list a group's members or read
 // another group's offsets; a small remoting client inside this module does.
