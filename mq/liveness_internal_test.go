@@ -55,7 +55,7 @@ func TestLivenessHysteresis(t *testing.T) {
 	}
 	addr := s.Brokers()[0].Addr
 	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNodeTag(tagctx.Tag{}),
-		WithRefreshInterval(20*time.Millisecond), WithStaleness(200*time.Millisecond), WithAdminTimeout(50*time.Millisecond),
+		WithRefreshInterval(20*time.Millisecond), WithStaleness(time.Second), WithAdminTimeout(250*time.Millisecond),
 		WithInstanceName(uniq("stable")))
 	if err != nil {
 		t.Fatal(err)
@@ -81,18 +81,42 @@ func TestLivenessHysteresis(t *testing.T) {
 	refresh()
 	want("lanes heartbeat", "blue", "green")
 
+	laneState := func() (online, pending bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		ls := c.lanes[tagctx.MustParse("blue")]
+		return ls.online, ls.pending
+	}
 	blue.Close()
 	waitUntil(t, func() bool { return len(s.OnlineConsumers("blue_svc")) == 0 })
 	refresh()
-	want("one offline answer", "blue", "green")
+	// Hysteresis: the state stays online. The view keeps skipping blue
+	// only until its last "online" answer is a staleness bound old.
+	if online, pending := laneState(); !online || pending {
+		t.Errorf("one offline answer: blue online %v, takeover pending %v; want online, not pending", online, pending)
+	}
 	refresh()
 	want("two offline answers", "green")
-	c.mu.Lock()
-	pending := c.lanes[tagctx.MustParse("blue")].pending
-	c.mu.Unlock()
-	if !pending {
-		t.Error("blue offline: want its takeover pending")
+	if online, pending := laneState(); online || !pending {
+		t.Errorf("two offline answers: blue online %v, takeover pending %v; want offline, pending", online, pending)
 	}
+
+	// Issue 12: after a gap longer than the staleness bound (a pause),
+	// an "offline" answer inside the hysteresis must not make the old
+	// "online" fresh again.
+	blue = heartbeat(t, addr, "127.0.0.1@blue-2", "blue_svc", topic)
+	refresh()
+	want("blue back", "blue", "green")
+	waitUntil(t, func() bool { return len(c.Online()) == 0 }) // no refresh: the beliefs expire
+	blue.Close()
+	waitUntil(t, func() bool { return len(s.OnlineConsumers("blue_svc")) == 0 })
+	refresh()
+	want("one offline answer after a gap", "green")
+	if online, _ := laneState(); !online {
+		t.Error("one offline answer after a gap: the state turned offline at once, want hysteresis")
+	}
+	refresh()
+	want("two offline answers after a gap", "green")
 
 	// A broker that does not answer 38 says nothing: green stays online
 	// until the staleness bound, then stable stops skipping it.
