@@ -2,6 +2,7 @@ package mq_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -93,6 +94,12 @@ func TestChaos(t *testing.T) {
 		pauses, leaderPauses int
 		longPauses           int
 	)
+	// events is what happened when, logged if something is lost.
+	t0 := time.Now()
+	var events []string
+	event := func(format string, args ...any) {
+		events = append(events, fmt.Sprintf("%6.3fs ", time.Since(t0).Seconds())+fmt.Sprintf(format, args...))
+	}
 	deadline := time.Now().Add(12 * time.Second)
 	tick := time.NewTicker(150 * time.Millisecond)
 	defer tick.Stop()
@@ -101,6 +108,7 @@ func TestChaos(t *testing.T) {
 		if resume != nil && time.Now().After(resumeAt) {
 			resume()
 			resume = nil
+			event("resumed")
 		}
 		if resume == nil && rng.IntN(8) == 0 {
 			i := rng.IntN(len(stables))
@@ -113,6 +121,7 @@ func TestChaos(t *testing.T) {
 			}
 			resume, resumeAt = mq.Freeze(stables[i]), time.Now().Add(d)
 			pauses++
+			event("paused stable-%d (leader %v) for %v", i, stables[i].Leader(), d)
 			continue
 		}
 		if rng.IntN(3) != 0 {
@@ -126,14 +135,17 @@ func TestChaos(t *testing.T) {
 			c := startConsumer(t, s, "svc", topic, tag, g.wrap(laneHandler(tag, 0.02)), rec)
 			running[tag] = &lane{c, g}
 			starts++
+			event("lane %s started", tag)
 		case rng.IntN(2) == 0:
 			l.c.Shutdown()
 			delete(running, tag)
 			stops++
+			event("lane %s stopped", tag)
 		default:
 			crash(t, s, l.c, l.g)
 			delete(running, tag)
 			kills++
+			event("lane %s crashed", tag)
 		}
 	}
 	if resume != nil {
@@ -149,6 +161,21 @@ func TestChaos(t *testing.T) {
 		l.c.Shutdown()
 	}
 	lostBodies := waitLost(t, rec, 40*time.Second, all)
+	if len(lostBodies) > 0 {
+		for _, e := range events {
+			t.Log(e)
+		}
+		where := map[string]string{}
+		for _, m := range s.Messages(topic) {
+			where[string(m.Body)] = fmt.Sprintf("%s/q%d@%d stored %s", m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset,
+				time.UnixMilli(m.StoreTimestamp).Sub(t0).Round(time.Millisecond))
+		}
+		for i, b := range lostBodies {
+			if i < 10 {
+				t.Logf("lost %s at %s", b, where[b])
+			}
+		}
+	}
 	for i, b := range lostBodies {
 		if i == 10 {
 			break
