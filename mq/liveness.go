@@ -131,7 +131,23 @@ func (c *Consumer) startLoops() {
 		defer cancel()
 		c.refresh(ctx)
 	})
-	go c.every(c.takeoverTick)
+	go c.takeoverLoop()
+}
+
+// takeoverLoop runs the takeover tick, as often as takeoverTick asks.
+func (c *Consumer) takeoverLoop() {
+	defer c.wg.Done()
+	t := time.NewTimer(c.cfg.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		c.hold()
+		t.Reset(c.takeoverTick())
+	}
 }
 
 func (c *Consumer) every(f func()) {

@@ -70,10 +70,14 @@ func (c *Consumer) takeoverDelay() time.Duration {
 	return c.cfg.staleness + c.cfg.takeoverMargin
 }
 
-// takeoverTick does the leader's work for every offline lane.
-func (c *Consumer) takeoverTick() {
+// takeoverTick does the leader's work for every offline lane. It returns
+// how long to wait for the next tick: the refresh interval, or less when a
+// pending takeover falls due sooner, so a takeover starts when its delay
+// has passed rather than up to a refresh interval later.
+func (c *Consumer) takeoverTick() time.Duration {
+	next := c.cfg.refresh
 	if !c.leader.Load() || !c.fresh() {
-		return
+		return next
 	}
 	type job struct {
 		tag     tagctx.Tag
@@ -90,8 +94,10 @@ func (c *Consumer) takeoverTick() {
 		if ls.online {
 			continue
 		}
-		if ls.pending && now.Sub(ls.offlineSince) >= c.takeoverDelay() {
+		if wait := c.takeoverDelay() - now.Sub(ls.offlineSince); ls.pending && wait <= 0 {
 			jobs = append(jobs, job{tag: t, group: ls.group, pending: true, handled: ls.handled, gen: ls.gen})
+		} else if ls.pending {
+			next = min(next, max(wait, MinRefreshInterval))
 		} else if ls.settled {
 			jobs = append(jobs, job{tag: t, group: ls.group, written: ls.written, gen: ls.gen})
 		}
@@ -100,7 +106,7 @@ func (c *Consumer) takeoverTick() {
 	for _, j := range jobs {
 		select {
 		case <-c.done:
-			return
+			return next
 		default:
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -145,6 +151,7 @@ func (c *Consumer) takeoverTick() {
 		}
 		cancel()
 	}
+	return next
 }
 
 func (c *Consumer) fresh() bool {
