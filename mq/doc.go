@@ -125,11 +125,12 @@
 // Refresh interval 250 ms, staleness bound 1 s, offline after 2 answers,
 // takeover margin 250 ms, so the takeover delay is 1.25 s. Measured on the
 // embedded broker (TestLaneTimings, loaded 2-core machine): a lane
-// consumer's Start returns after about 0.5 s, and stable stops handling
-// its tag about 0.25 s after Start is called; after a crash (the broker
-// drops the connection at once) or a graceful Shutdown, the first
-// handed-over message arrives about 1.4 s later and the whole backlog
-// within a few more milliseconds. A real 4.9.4 broker adds its own
+// consumer's Start returns after 0.5-0.6 s, and stable stops handling its
+// tag 0.02-0.3 s after Start is called (before these defaults: 0.6 s, with
+// Start returning at once); after a crash (the broker drops the connection
+// at once) or a graceful Shutdown, the first handed-over message arrives
+// 1.26-1.4 s later and the last a few tens of milliseconds after it
+// (before: 8.1-8.4 s), with 0-1 duplicates. A real 4.9.4 broker adds its own
 // detection: about 1 s after Shutdown or SIGKILL, 120 s for a frozen lane
 // process that keeps its connection open.
 //
