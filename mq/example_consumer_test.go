@@ -102,3 +102,42 @@ func ExampleHandedOver() {
 	}
 	_ = c.Subscribe("orders", consumer.MessageSelector{}, handle)
 }
+
+// A lane consumer's Start returns once the stable consumers see it, so
+// messages of its tag sent from then on go to the lane only. WaitVisible
+// tells the same for a consumer started with WithStartWait(0).
+func ExampleConsumer_WaitVisible() {
+	srv, err := rocketmqtest.Run()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.CreateTopic("orders", 4); err != nil {
+		log.Fatal(err)
+	}
+	handle := func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		return consumer.ConsumeSuccess, nil
+	}
+	start := func(tag tagctx.Tag, opts ...mq.Option) *mq.Consumer {
+		c, err := mq.NewConsumer("orders-service", append([]mq.Option{mq.WithNameServer(srv.NameServer()), mq.WithNodeTag(tag)}, opts...)...)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := c.Subscribe("orders", consumer.MessageSelector{}, handle); err != nil {
+			log.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			log.Fatal(err)
+		}
+		return c
+	}
+	stable := start(tagctx.Tag{})
+	defer stable.Shutdown()
+	lane := start(tagctx.MustParse("feature-x"), mq.WithStartWait(0))
+	defer lane.Shutdown()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fmt.Println("stable sees the lane:", lane.WaitVisible(ctx) == nil)
+	// Output: stable sees the lane: true
+}
