@@ -13,11 +13,16 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/taglane/taglane/mq/internal/remoting"
 )
+
+// noConsumerRemark opens 4.9.4's remark for a group with no member
+// (ConsumerManageProcessor.getConsumerListByGroup).
+const noConsumerRemark = "no consumer for this group"
 
 // DefaultTimeout bounds one request when the caller's context has no
 // earlier deadline: the client's own default for admin requests is 3 s.
@@ -164,9 +169,14 @@ func (c *Client) ConsumerList(ctx context.Context, addr, group string) ([]string
 	switch resp.Code {
 	case remoting.Success:
 	case remoting.SystemError:
-		// The broker's only code-1 answer to 38 is "no consumer for this
-		// group" (ROCKETMQ-FACTS): offline, not unknown.
-		return nil, fmt.Errorf("admin: consumers of %q on %s: %w (%s)", group, addr, ErrNoConsumer, resp.Remark)
+		// 38's own code-1 answer is "no consumer for this group, <group>"
+		// (ROCKETMQ-FACTS): offline, not unknown. Any other code-1 answer
+		// (an exception in the broker) says nothing about the group, and
+		// taking it for "offline" would start a takeover of a live lane.
+		if strings.HasPrefix(resp.Remark, noConsumerRemark) {
+			return nil, fmt.Errorf("admin: consumers of %q on %s: %w (%s)", group, addr, ErrNoConsumer, resp.Remark)
+		}
+		return nil, &CodeError{Op: "consumers of " + strconv.Quote(group), Code: resp.Code, Remark: resp.Remark}
 	default:
 		return nil, &CodeError{Op: "consumers of " + strconv.Quote(group), Code: resp.Code, Remark: resp.Remark}
 	}

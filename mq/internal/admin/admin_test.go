@@ -146,6 +146,16 @@ func TestFaults(t *testing.T) {
 	if _, err := c.ConsumeByWho(ctx, bs[0].Addr, "orders"); !errors.As(err, &ce) || ce.Code != 2 {
 		t.Errorf("busy broker: %v, want a CodeError with code 2", err)
 	}
+	// Code 1 is "offline" only with 38's own remark: any other code-1
+	// answer is an error of the broker, not an empty group.
+	s.FailRequests(rocketmqtest.GetConsumerListByGroup, rocketmqtest.Fault{Code: rocketmqtest.SystemError, Remark: "java.lang.NullPointerException"})
+	if _, err := c.ConsumerList(ctx, bs[0].Addr, "g"); errors.Is(err, admin.ErrNoConsumer) || !errors.As(err, &ce) || ce.Code != 1 {
+		t.Errorf("code 1 with another remark: %v, want a CodeError with code 1, not ErrNoConsumer", err)
+	}
+	s.ClearFaults()
+	if _, err := c.ConsumerList(ctx, bs[0].Addr, "nobody"); !errors.Is(err, admin.ErrNoConsumer) {
+		t.Errorf("a group with no member: %v, want ErrNoConsumer", err)
+	}
 	s.FailRequests(rocketmqtest.GetConsumerListByGroup, rocketmqtest.Fault{NoReply: true})
 	start := time.Now()
 	_, err = c.ConsumerList(ctx, bs[0].Addr, "g")
