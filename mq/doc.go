@@ -115,10 +115,13 @@
 // consuming (a frozen lane process stays listed for 120 s on 4.9.4; its
 // messages wait, nothing is lost). (3) A lane instance does not start,
 // have its tag skipped and die without committing, all between two
-// consecutive answers of the leader about it (250 ms apart by default;
-// Start alone waits about twice that), or the leader never learns that
-// the lane lived. (4) Only the lane consumer and the stable leader write
-// a lane group's offsets.
+// consecutive answers of the leader about it, or the leader never learns
+// that the lane lived. Those answers come every refresh interval (250 ms
+// by default); a gap longer than the staleness bound (a paused leader,
+// failing refreshes) restarts the wait or the takeover, so the window is
+// below 1 s, and a lane consumer's Start alone keeps it listed for about
+// half that. (4) Only the lane consumer and the stable leader write a lane
+// group's offsets.
 //
 // # Delays with the defaults
 //
