@@ -353,6 +353,7 @@ func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, r
 		c.rejected.Add(uint64(len(msgs)))
 	}
 	ctx = tagctx.With(ctx, t)
+	ctx, span := c.cfg.tracing.process(ctx, s.topic, c.group, msgs) // trace.go
 	// Record's frame is only paid for when someone reads the proof, or
 	// when it must report a misroute (none by construction: a lane
 	// consumer handles only its tag, stable only what falls back to it).
@@ -361,5 +362,7 @@ func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, r
 			Transport: Transport, Operation: s.topic, Traffic: t, Node: c.tag, Route: route, Rejected: rejected,
 		}, c.cfg.observer)
 	}
-	return s.h(ctx, msgs...)
+	r, err := s.h(ctx, msgs...)
+	endProcess(span, r, err)
+	return r, err
 }

@@ -52,6 +52,7 @@ type config struct {
 	adminTimeout   time.Duration
 	instance       string
 	handoverBatch  int
+	tracing        tracing // trace.go
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -79,6 +80,7 @@ func newConfig(opts []Option) (config, error) {
 	if !c.nodeTagSet {
 		c.nodeTag = tagctx.Node()
 	}
+	c.tracing.resolve()
 	return c, nil
 }
 
