@@ -3,6 +3,7 @@ package mq
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // ScopeName is the instrumentation scope of the spans the producer and the
@@ -49,14 +51,16 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 // tracing is the trace configuration the options set, resolved once by
 // newConfig.
 type tracing struct {
-	tp   trace.TracerProvider
-	prop propagation.TextMapPropagator
-	t    trace.Tracer
+	tp     trace.TracerProvider
+	prop   propagation.TextMapPropagator
+	t      trace.Tracer
+	global bool // tp is the global provider
 }
 
 func (tc *tracing) resolve() {
 	if tc.tp == nil {
 		tc.tp = otel.GetTracerProvider() // delegates to a provider set later
+		tc.global = true
 	}
 	if tc.prop == nil {
 		tc.prop = otel.GetTextMapPropagator() // the same
@@ -73,6 +77,29 @@ func (tc *tracing) resolved() *tracing {
 	r := *tc
 	r.resolve()
 	return &r
+}
+
+// unsetGlobal is the type of the global TracerProvider before
+// otel.SetTracerProvider: a delegate that makes no-op spans until then. Nil
+// if a provider was set before this package's init (then it is never
+// taken for "off", which is the safe side).
+var unsetGlobal = func() reflect.Type {
+	t := reflect.TypeOf(otel.GetTracerProvider())
+	if t != nil && t.String() == "*global.tracerProvider" {
+		return t
+	}
+	return nil
+}()
+
+// off reports whether spans would be no-ops: no SDK behind the provider.
+// Then the producer and the consumer start no spans, which would cost
+// allocations for nothing, and only pass a trace context already in flight
+// through (propagation works without an SDK).
+func (tc *tracing) off() bool {
+	if _, ok := tc.tp.(noop.TracerProvider); ok {
+		return true
+	}
+	return tc.global && unsetGlobal != nil && reflect.TypeOf(otel.GetTracerProvider()) == unsetGlobal
 }
 
 // MessageCarrier adapts a message's user properties to OpenTelemetry
@@ -112,6 +139,13 @@ var (
 // caller's to end (endSend).
 func (tr *tracing) send(ctx context.Context, msgs []*primitive.Message) (context.Context, trace.Span) {
 	tr = tr.resolved()
+	if tr.off() {
+		span := trace.SpanFromContext(ctx)
+		if span.SpanContext().IsValid() {
+			tr.inject(ctx, msgs)
+		}
+		return ctx, span // not ours to end; endSend's End is a no-op on it
+	}
 	topic := ""
 	for _, m := range msgs {
 		if m != nil {
@@ -127,12 +161,16 @@ func (tr *tracing) send(ctx context.Context, msgs []*primitive.Message) (context
 	if !span.SpanContext().IsValid() {
 		return ctx, span // nothing to carry: no trace in ctx and no SDK installed
 	}
+	tr.inject(ctx, msgs)
+	return ctx, span
+}
+
+func (tr *tracing) inject(ctx context.Context, msgs []*primitive.Message) {
 	for _, m := range msgs {
 		if m != nil {
 			tr.prop.Inject(ctx, MessageCarrier{m})
 		}
 	}
-	return ctx, span
 }
 
 // endSend ends a producer span with the send's outcome.
@@ -159,6 +197,12 @@ func endSend(span trace.Span, res *primitive.SendResult, err error) {
 // does.
 func (tr *tracing) process(ctx context.Context, topic, group string, msgs []*primitive.MessageExt) (context.Context, trace.Span) {
 	tr = tr.resolved()
+	if tr.off() {
+		// Pass the producer's trace context through to the handler's own
+		// calls, as propagation without an SDK does.
+		ctx = tr.prop.Extract(ctx, MessageCarrier{&msgs[0].Message})
+		return ctx, nonRecording
+	}
 	attrs := make([]attribute.KeyValue, 0, 8)
 	attrs = append(attrs, attrSystem, attrProcessType, attrProcessName, attrModel,
 		semconv.MessagingDestinationName(topic), semconv.MessagingConsumerGroupName(group))
@@ -192,6 +236,10 @@ func (tr *tracing) process(ctx context.Context, topic, group string, msgs []*pri
 	opts = append(opts, trace.WithAttributes(attrs...))
 	return tr.t.Start(parent, "process "+topic, opts...)
 }
+
+// nonRecording is the span of a consumer that starts none: End on it does
+// nothing, and SpanFromContext of the handler's context is unaffected.
+var nonRecording = trace.SpanFromContext(context.Background())
 
 // endProcess ends a consumer span with the handler's verdict.
 func endProcess(span trace.Span, r consumer.ConsumeResult, err error) {

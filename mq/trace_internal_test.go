@@ -1,0 +1,140 @@
+package mq
+
+import (
+	"context"
+	"testing"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/taglane/taglane/tagctx"
+)
+
+// benchTracing returns the tracing of a process without tracing (the
+// no-op provider, what the global one is until an SDK is installed) or
+// with an SDK that samples everything and exports nowhere.
+func benchTracing(b *testing.B, sdk bool) (tracing, context.Context) {
+	b.Helper()
+	ctx := tagctx.With(context.Background(), tagctx.MustParse("feature-x"))
+	tc := tracing{tp: noop.NewTracerProvider(), prop: propagation.TraceContext{}}
+	if sdk {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		tc.tp = tp
+		var span trace.Span
+		ctx, span = tp.Tracer("bench").Start(ctx, "request")
+		b.Cleanup(func() { span.End() })
+	}
+	tc.resolve()
+	return tc, ctx
+}
+
+// BenchmarkProducerTrace is the producer's work on one message before the
+// send: "tag only" is the anchor (what the producer did before it carried
+// traces), "untraced" the same with the trace hook and no SDK, "traced" a
+// send span plus the traceparent property.
+func BenchmarkProducerTrace(b *testing.B) {
+	b.Run("tag only", func(b *testing.B) {
+		ctx := tagctx.With(context.Background(), tagctx.MustParse("feature-x"))
+		m := primitive.NewMessage("orders", nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			if t := tagctx.Effective(ctx); !t.IsZero() {
+				m.WithProperty(tagctx.DefaultBaggageKey, t.String())
+			}
+		}
+	})
+	for _, sdk := range []bool{false, true} {
+		name := "untraced"
+		if sdk {
+			name = "traced"
+		}
+		b.Run(name, func(b *testing.B) {
+			tc, ctx := benchTracing(b, sdk)
+			p := &producer[any]{key: tagctx.DefaultBaggageKey, tracing: tc}
+			msgs := []*primitive.Message{primitive.NewMessage("orders", nil)}
+			b.ReportAllocs()
+			for b.Loop() {
+				_, span := p.stamp(ctx, msgs)
+				endSend(span, nil, nil)
+			}
+		})
+	}
+}
+
+// BenchmarkConsumerTrace is the consumer's trace work per delivered
+// message: the anchor "no trace" is what it did before (nothing), then
+// the process span without an SDK, and with one, continuing the
+// producer's trace from the message's traceparent.
+func BenchmarkConsumerTrace(b *testing.B) {
+	b.Run("no trace", func(b *testing.B) {
+		ctx := tagctx.With(context.Background(), tagctx.Tag{})
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkCtx = ctx // what deliver hands the handler without tracing
+		}
+	})
+	for _, sdk := range []bool{false, true} {
+		name := "untraced"
+		if sdk {
+			name = "traced"
+		}
+		b.Run(name, func(b *testing.B) {
+			tc, pctx := benchTracing(b, sdk)
+			m := &primitive.MessageExt{MsgId: "0A0000010000000000000001"}
+			m.Topic = "orders"
+			tc.prop.Inject(pctx, MessageCarrier{&m.Message})
+			msgs := []*primitive.MessageExt{m}
+			ctx := tagctx.With(context.Background(), tagctx.Tag{})
+			b.ReportAllocs()
+			for b.Loop() {
+				var span trace.Span
+				sinkCtx, span = tc.process(ctx, "orders", "billing", msgs)
+				endProcess(span, consumer.ConsumeSuccess, nil)
+			}
+		})
+	}
+}
+
+var sinkCtx context.Context
+
+// TestTracePassThroughWithoutSDK: with no SDK the producer and consumer
+// start no spans, but a trace context already in flight still crosses the
+// broker, as OpenTelemetry propagation does without an SDK.
+func TestTracePassThroughWithoutSDK(t *testing.T) {
+	tc := tracing{tp: noop.NewTracerProvider(), prop: propagation.TraceContext{}}
+	tc.resolve()
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{1, 2, 3},
+		SpanID:     trace.SpanID{4, 5, 6},
+		TraceFlags: trace.FlagsSampled,
+		Remote:     true,
+	})
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), sc)
+	m := primitive.NewMessage("orders", nil)
+	_, span := tc.send(ctx, []*primitive.Message{m})
+	endSend(span, nil, nil)
+	if got, want := m.GetProperty("traceparent"), "00-01020300000000000000000000000000-0405060000000000-01"; got != want {
+		t.Fatalf("traceparent %q, want %q", got, want)
+	}
+	got := &primitive.MessageExt{}
+	got.Topic = m.Topic
+	got.WithProperties(m.GetProperties()) // as the consumer receives it
+	cctx, span := tc.process(context.Background(), "orders", "billing", []*primitive.MessageExt{got})
+	endProcess(span, consumer.ConsumeSuccess, nil)
+	if got := trace.SpanContextFromContext(cctx); got.TraceID() != sc.TraceID() || got.SpanID() != sc.SpanID() {
+		t.Errorf("handler context has %v, want %v", got, sc)
+	}
+
+	// No trace in flight: nothing is written.
+	m2 := primitive.NewMessage("orders", nil)
+	_, span = tc.send(context.Background(), []*primitive.Message{m2})
+	endSend(span, nil, nil)
+	if got := m2.GetProperty("traceparent"); got != "" {
+		t.Errorf("traceparent %q without a trace", got)
+	}
+}
