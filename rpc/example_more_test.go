@@ -47,7 +47,7 @@ func ExampleWithBaggageKey() {
 }
 
 func ExampleWithRejectInvalid() {
-	call(metadata.Pairs("x-tag", "feature_x"))                         // served as untagged
+	call(metadata.Pairs("x-tag", "feature_x"))                          // served as untagged
 	call(metadata.Pairs("x-tag", "feature_x"), rpc.WithRejectInvalid()) // refused
 	// Output:
 	// handler: lane ""
