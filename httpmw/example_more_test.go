@@ -53,7 +53,7 @@ func ExampleHandler_otelhttp() {
 	for _, kv := range span.Attributes() {
 		switch kv.Key {
 		case "http.route", tagctx.AttrTrafficTag, tagctx.AttrRoute:
-			fmt.Printf("%s=%s\n", kv.Key, kv.Value.Emit())
+			fmt.Printf("%s=%s\n", kv.Key, kv.Value.String())
 		}
 	}
 	// Unordered output:

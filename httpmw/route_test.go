@@ -130,7 +130,7 @@ func TestRoutePatternSurvives(t *testing.T) {
 				}
 				attrs := map[attribute.Key]string{}
 				for _, kv := range server.Attributes() {
-					attrs[kv.Key] = kv.Value.Emit()
+					attrs[kv.Key] = kv.Value.String()
 				}
 				want := map[attribute.Key]string{
 					"http.route":          "/orders/{id}",

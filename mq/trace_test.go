@@ -65,7 +65,7 @@ func newTracer(t testing.TB) (*sdktrace.TracerProvider, *tracetest.InMemoryExpor
 func spanAttrs(s tracetest.SpanStub) map[attribute.Key]string {
 	m := map[attribute.Key]string{}
 	for _, kv := range s.Attributes {
-		m[kv.Key] = kv.Value.Emit()
+		m[kv.Key] = kv.Value.String()
 	}
 	return m
 }
