@@ -352,8 +352,10 @@ func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, r
 	if rejected != nil {
 		c.rejected.Add(uint64(len(msgs)))
 	}
+	// trace.go. Before With: a propagator's extraction (tagctx.Propagator
+	// in a composite) must not overrule this consumer's decision.
+	ctx, span := c.cfg.tracing.process(ctx, s.topic, c.group, msgs)
 	ctx = tagctx.With(ctx, t)
-	ctx, span := c.cfg.tracing.process(ctx, s.topic, c.group, msgs) // trace.go
 	// Record's frame is only paid for when someone reads the proof, or
 	// when it must report a misroute (none by construction: a lane
 	// consumer handles only its tag, stable only what falls back to it).

@@ -3,6 +3,7 @@ package mq
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -136,5 +137,44 @@ func TestTracePassThroughWithoutSDK(t *testing.T) {
 	endSend(span, nil, nil)
 	if got := m2.GetProperty("traceparent"); got != "" {
 		t.Errorf("traceparent %q without a trace", got)
+	}
+}
+
+// TestTraceExtractionKeepsDecision: a propagator that also extracts a tag
+// (tagctx.Propagator in a composite, as the root README suggests for
+// HTTP) does not overrule the consumer's decision with what the message
+// carries elsewhere: the handler sees the tag the filter decided, and the
+// trace is continued.
+func TestTraceExtractionKeepsDecision(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, tagctx.Propagator{})
+	c := &Consumer{filter: filter{key: "x-tag"}, group: "billing"}
+	c.cfg.tracing = tracing{tp: tp, prop: prop}
+	c.cfg.tracing.resolve()
+	c.view.Store(&view{online: map[tagctx.Tag]struct{}{}, until: time.Now().Add(time.Hour)})
+
+	pctx, span := tp.Tracer("test").Start(context.Background(), "request")
+	span.End()
+	m := msgWithTag("x-tag", "") // stable traffic ...
+	propagation.TraceContext{}.Inject(pctx, MessageCarrier{&m.Message})
+	m.WithProperty("X-Tag", "feature-y") // ... with a stray tag where tagctx.Propagator looks
+
+	var got tagctx.Tag
+	var decided bool
+	var traceID trace.TraceID
+	s := &subscription{topic: "orders", h: func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		got, decided = tagctx.Lookup(ctx)
+		traceID = trace.SpanContextFromContext(ctx).TraceID()
+		return consumer.ConsumeSuccess, nil
+	}}
+	if _, err := c.consumeFunc(s)(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if !got.IsZero() || !decided {
+		t.Errorf("handler tag %q (decided %v), want explicitly untagged", got, decided)
+	}
+	if traceID != span.SpanContext().TraceID() {
+		t.Errorf("handler trace %v, want %v", traceID, span.SpanContext().TraceID())
 	}
 }
