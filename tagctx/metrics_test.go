@@ -256,3 +256,16 @@ func BenchmarkMetricsBaseline(b *testing.B) {
 		c.Add(ctx, 1, metric.WithAttributes(attribute.String("taglane.transport", "http"), attribute.String("taglane.route", "matched")))
 	}
 }
+
+// TestMetricsTransportCap: transports come from code, but a bug passing
+// something unbounded as Transport still cannot grow the series forever.
+func TestMetricsTransportCap(t *testing.T) {
+	m, r := newMetrics(t)
+	for i := range 100 {
+		m.Observe(context.Background(), tagctx.Observation{Transport: fmt.Sprintf("t%d", i), Route: tagctx.RouteMatched})
+	}
+	got := hops(t, r)
+	if len(got) != 17 || got["_other matched "] != 100-16 {
+		t.Errorf("%d series, _other=%d; want 16 transports and _other=84", len(got), got["_other matched "])
+	}
+}
