@@ -192,3 +192,16 @@ func ExampleWithObserver() {
 	newConsumer("billing", mq.WithObserver(metrics.Observe))
 	// Output: billing
 }
+
+func ExampleLaneGroup() {
+	fmt.Println(mq.LaneGroup(tagctx.MustParse("feature-x"), "billing"))
+	fmt.Println(mq.LaneGroup(tagctx.Tag{}, "billing"))
+	// Output:
+	// feature-x_billing <nil>
+	//  mq: lane group of base "billing" needs a tag
+}
+
+func ExampleStableGroup() {
+	fmt.Println(mq.StableGroup("test_", "billing"))
+	// Output: test_billing <nil>
+}
