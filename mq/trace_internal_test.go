@@ -178,3 +178,34 @@ func TestTraceExtractionKeepsDecision(t *testing.T) {
 		t.Errorf("handler trace %v, want %v", traceID, span.SpanContext().TraceID())
 	}
 }
+
+// FuzzTraceProperties: whatever a producer put in the trace properties
+// (they come from outside: any client can send any property), the consumer
+// starts its span, hands the handler a context, and never panics; a
+// traceparent it accepts is continued, anything else starts a new trace.
+func FuzzTraceProperties(f *testing.F) {
+	f.Add("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "congo=t61rcWkgMzE")
+	f.Add("00-00000000000000000000000000000000-0000000000000000-01", "")
+	f.Add("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "a=b,c")
+	f.Add("", "x=\x01\x02")
+	tp := sdktrace.NewTracerProvider()
+	f.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tc := tracing{tp: tp, prop: propagation.TraceContext{}}
+	tc.resolve()
+	f.Fuzz(func(t *testing.T, traceparent, tracestate string) {
+		m := &primitive.MessageExt{MsgId: "id"}
+		m.Topic = "orders"
+		m.WithProperty("traceparent", traceparent)
+		m.WithProperty("tracestate", tracestate)
+		want := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), MessageCarrier{&m.Message}))
+		ctx, span := tc.process(context.Background(), "orders", "billing", []*primitive.MessageExt{m, m})
+		endProcess(span, consumer.ConsumeSuccess, nil)
+		got := trace.SpanContextFromContext(ctx)
+		if !got.IsValid() {
+			t.Fatalf("no span for traceparent %q", traceparent)
+		}
+		if want.IsValid() != (got.TraceID() == want.TraceID()) {
+			t.Fatalf("traceparent %q: span in trace %v, message says %v", traceparent, got.TraceID(), want.TraceID())
+		}
+	})
+}
