@@ -206,3 +206,35 @@ func TestProofRecordedOnPanic(t *testing.T) {
 		t.Errorf("observer ran %d times, want 1", n)
 	}
 }
+
+// BenchmarkMiddlewareMetrics: the middleware with tagctx.Metrics (on the
+// OpenTelemetry SDK) as its observer, against a no-op observer: untagged
+// traffic on a stable node must stay at 0 allocations, tagged at the
+// middleware's own 2.
+func BenchmarkMiddlewareMetrics(b *testing.B) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	metrics, err := tagctx.NewMetrics(mp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	observers := []struct {
+		name string
+		obs  tagctx.Observer
+	}{
+		{"noop-observer", func(context.Context, tagctx.Observation) {}},
+		{"metrics", metrics.Observe},
+	}
+	for _, traffic := range []string{"untagged", "tagged"} {
+		header := http.Header{"Accept": {"*/*"}}
+		if traffic == "tagged" {
+			header.Set("X-Tag", "feature-x")
+		}
+		for _, o := range observers {
+			b.Run(traffic+"/"+o.name, func(b *testing.B) {
+				benchServe(b, httpmw.Handler(final, httpmw.WithNode(tagctx.Tag{}), httpmw.WithObserver(o.obs)), header)
+			})
+		}
+	}
+}
