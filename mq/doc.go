@@ -100,7 +100,7 @@
 // taglane.route), recorded before the handler runs; the handler's context
 // carries the span, so the handler's own spans are its children. A batch
 // of one tag is parented to its first message's trace and links all of
-// them. WithTracerProvider and WithPropagator choose the provider and the
+// them. WithTracerProvider and WithPropagators choose the provider and the
 // propagator (default: the global ones). Without an SDK no span is
 // started; a trace context already in flight still passes through.
 //

@@ -49,7 +49,7 @@ func ExampleWithTracerProvider() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	p := mq.NewProducer(raw, mq.WithTracerProvider(tp), mq.WithPropagator(propagation.TraceContext{}))
+	p := mq.NewProducer(raw, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
 	if err := p.Start(); err != nil {
 		log.Fatal(err)
 	}
@@ -92,9 +92,9 @@ func ExampleMessageCarrier() {
 }
 
 // Any propagator works; W3C TraceContext with baggage is the usual one.
-func ExampleWithPropagator() {
-	newConsumer("billing", mq.WithPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})))
-	newConsumer("billing", mq.WithPropagator(nil))
+func ExampleWithPropagators() {
+	newConsumer("billing", mq.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})))
+	newConsumer("billing", mq.WithPropagators(nil))
 	// Output:
 	// billing
 	// mq: nil TextMapPropagator

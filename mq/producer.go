@@ -37,12 +37,12 @@ func newProducer[CB any](p rocketmq.Producer, cfg config, requestAsync func(cont
 //
 // Each send also runs in a "send <topic>" producer span (OpenTelemetry
 // messaging conventions) whose trace context is injected into the
-// messages' properties beside the tag (WithTracerProvider, WithPropagator),
+// messages' properties beside the tag (WithTracerProvider, WithPropagators),
 // so a consumer built by NewConsumer continues the trace. RequestAsync's
 // span ends when the request is issued: its callback type cannot be
 // wrapped.
 //
-// Only WithPropertyKey, WithTracerProvider and WithPropagator apply to a
+// Only WithPropertyKey, WithTracerProvider and WithPropagators apply to a
 // producer; an invalid option makes NewProducer panic, as the options are
 // constants of the program.
 func NewProducer(p rocketmq.Producer, opts ...Option) rocketmq.Producer {

@@ -34,11 +34,12 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	}
 }
 
-// WithPropagator sets how the trace context travels in message properties
+// WithPropagators sets how the trace context travels in message properties
 // (default: otel.GetTextMapPropagator(), whose W3C TraceContext writes the
 // "traceparent" and "tracestate" properties). The producer injects it
-// beside the tag; the consumer extracts it to continue the trace.
-func WithPropagator(p propagation.TextMapPropagator) Option {
+// beside the tag; the consumer extracts it to continue the trace. Named
+// and typed as otelhttp.WithPropagators and otelgrpc.WithPropagators.
+func WithPropagators(p propagation.TextMapPropagator) Option {
 	return func(c *config) error {
 		if p == nil {
 			return fmt.Errorf("mq: nil TextMapPropagator")

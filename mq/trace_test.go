@@ -117,7 +117,7 @@ func TestTraceHTTPToGRPCToRocketMQ(t *testing.T) {
 	if err := s.CreateTopic(topic, 2); err != nil {
 		t.Fatal(err)
 	}
-	traceOpts := []mq.Option{mq.WithTracerProvider(tp), mq.WithPropagator(prop)}
+	traceOpts := []mq.Option{mq.WithTracerProvider(tp), mq.WithPropagators(prop)}
 	got := make(chan string, 4)
 	rec := new(rocketmqtest.Recorder)
 	handler := func(name string) mq.Handler {
@@ -295,7 +295,7 @@ func TestTraceBatchAndFailure(t *testing.T) {
 	if err := s.CreateTopic(topic, 1); err != nil {
 		t.Fatal(err)
 	}
-	p := tracedProducer(t, s, mq.WithTracerProvider(tp), mq.WithPropagator(propagation.TraceContext{}))
+	p := tracedProducer(t, s, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
 
 	// Three messages, each sent in its own trace, before the consumer starts,
 	// so the consumer's first pull gets them as one batch.
@@ -321,7 +321,7 @@ func TestTraceBatchAndFailure(t *testing.T) {
 		return consumer.ConsumeSuccess, nil
 	}
 	startConsumer(t, s, "batcher", topic, "", h, rec,
-		mq.WithTracerProvider(tp), mq.WithPropagator(propagation.TraceContext{}),
+		mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}),
 		mq.WithConsumerOptions(consumer.WithConsumeMessageBatchMaxSize(32)))
 
 	var failed tracetest.SpanStub
@@ -378,7 +378,7 @@ func TestTraceOptionErrors(t *testing.T) {
 		want string
 	}{
 		{name: "nil provider", opt: mq.WithTracerProvider(nil), want: "mq: nil TracerProvider"},
-		{name: "nil propagator", opt: mq.WithPropagator(nil), want: "mq: nil TextMapPropagator"},
+		{name: "nil propagator", opt: mq.WithPropagators(nil), want: "mq: nil TextMapPropagator"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
