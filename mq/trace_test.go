@@ -409,3 +409,86 @@ func TestMessageCarrier(t *testing.T) {
 		t.Errorf("Keys %q", keys)
 	}
 }
+
+// TestTraceSendKinds: every send kind runs in a producer span whose
+// context is the message's traceparent; an async send's span ends in its
+// callback with the message id; a failed send marks its span.
+func TestTraceSendKinds(t *testing.T) {
+	t.Parallel()
+	tp, exp := newTracer(t)
+	s := rocketmqtest.RunT(t, rocketmqtest.WithAutoCreateTopics(false))
+	const topic = "traced-kinds"
+	if err := s.CreateTopic(topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	p := tracedProducer(t, s, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
+	ctx := tagctx.With(context.Background(), tagctx.MustParse("blue"))
+
+	if _, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte("sync"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte("batch-1")), primitive.NewMessage(topic, []byte("batch-2"))); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	if err := p.SendAsync(ctx, func(_ context.Context, _ *primitive.SendResult, err error) { done <- err }, primitive.NewMessage(topic, []byte("async"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SendOneWay(ctx, primitive.NewMessage(topic, []byte("oneway"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SendSync(ctx, primitive.NewMessage("no-such-topic", []byte("lost"))); err == nil {
+		t.Fatal("send to a topic that does not exist: want an error")
+	}
+
+	waitFor(t, 5*time.Second, func() string {
+		if n := len(s.Messages(topic)); n < 5 {
+			return fmt.Sprintf("%d of 5 messages stored", n)
+		}
+		return ""
+	})
+	spans := map[string]tracetest.SpanStub{} // by span id
+	var failed []tracetest.SpanStub
+	for _, sp := range exp.GetSpans() {
+		if sp.SpanKind != trace.SpanKindProducer {
+			continue
+		}
+		spans[sp.SpanContext.SpanID().String()] = sp
+		if sp.Status.Code == codes.Error {
+			failed = append(failed, sp)
+		}
+	}
+	for _, m := range s.Messages(topic) {
+		tp := m.GetProperty("traceparent")
+		parts := strings.Split(tp, "-")
+		if len(parts) != 4 {
+			t.Errorf("%s: traceparent %q", m.Body, tp)
+			continue
+		}
+		sp, ok := spans[parts[2]]
+		if !ok {
+			t.Errorf("%s: traceparent %q names no ended producer span", m.Body, tp)
+			continue
+		}
+		attrs := spanAttrs(sp)
+		if sp.Name != "send "+topic || attrs["messaging.destination.name"] != topic || m.GetProperty("x-tag") != "blue" {
+			t.Errorf("%s: span %q attributes %v, x-tag %q", m.Body, sp.Name, attrs, m.GetProperty("x-tag"))
+		}
+		switch body := string(m.Body); {
+		case strings.HasPrefix(body, "batch"):
+			if attrs["messaging.batch.message_count"] != "2" {
+				t.Errorf("%s: batch span attributes %v", body, attrs)
+			}
+		case body == "sync" || body == "async":
+			if attrs["messaging.message.id"] == "" {
+				t.Errorf("%s: span without messaging.message.id: %v", body, attrs)
+			}
+		}
+	}
+	if len(failed) != 1 || failed[0].Name != "send no-such-topic" {
+		t.Errorf("failed producer spans %d, want one for no-such-topic", len(failed))
+	}
+}
