@@ -108,8 +108,8 @@ func ExampleWithTrust_strip() {
 	req.Header.Set("Baggage", "userid=42,x-tag=feature-x")
 	handler.ServeHTTP(httptest.NewRecorder(), req)
 	// Output:
-	// reported: httpmw: inbound tag not trusted: this entry point strips inbound tags
 	// lane "", X-Tag "", baggage "userid=42"
+	// reported: httpmw: inbound tag not trusted: this entry point strips inbound tags
 }
 
 // Lane tags only from the test environment's own network.

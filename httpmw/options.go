@@ -119,7 +119,9 @@ func WithRejectInvalid() Option {
 // WithObserver receives the route proof of every request, with the reason
 // an inbound tag was not accepted in Observation.Rejected. Without an
 // observer that reason is only on the request's span, as an EventRejected
-// event.
+// event. The observer runs when the handler returns, so that
+// Observation.Operation can be the route pattern a router inside set
+// (http.ServeMux, chi), else the request path.
 func WithObserver(o tagctx.Observer) Option {
 	return serverOption(func(c *serverConfig) { c.observer = o })
 }

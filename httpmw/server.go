@@ -114,7 +114,7 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s := h.s
+	s, in := h.s, r
 	var (
 		traffic  tagctx.Tag
 		rejected error
@@ -151,7 +151,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	refuse := rejected != nil && s.rejectInvalid && !errors.Is(rejected, ErrUntrusted)
 	o := tagctx.Observation{
 		Transport: "http",
-		Operation: r.URL.Path,
+		Operation: r.URL.Path, // the route pattern instead, if a router sets one (finish)
 		Traffic:   traffic,
 		Node:      node,
 		Route:     tagctx.Decide(traffic, node),
@@ -160,14 +160,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if refuse {
 		o.Route = 0 // answered 400, served by no lane: no verdict, as in package rpc
 	}
-	tagctx.Record(ctx, o, s.observer)
 	if s.routeHeader {
 		w.Header().Set(RouteHeader, "traffic="+traffic.String()+" node="+node.String()+" route="+o.Route.String())
 	}
 	if refuse {
+		tagctx.Record(ctx, o, s.observer)
 		http.Error(w, rejected.Error(), http.StatusBadRequest)
 		return
 	}
+	defer s.finish(ctx, &o, in, r) // route.go: the router's pattern, then the proof
 	h.next.ServeHTTP(w, r)
 }
 

@@ -456,6 +456,9 @@ func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, r
 	if rejected != nil {
 		c.rejected.Add(uint64(len(msgs)))
 	}
+	// trace.go. Before With: a propagator's extraction (tagctx.Propagator
+	// in a composite) must not overrule this consumer's decision.
+	ctx, span := c.cfg.tracing.process(ctx, s.topic, c.group, msgs)
 	ctx = tagctx.With(ctx, t)
 	// Record's frame is only paid for when someone reads the proof, or
 	// when it must report a misroute (none by construction: a lane
@@ -465,5 +468,7 @@ func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, r
 			Transport: Transport, Operation: s.topic, Traffic: t, Node: c.tag, Route: route, Rejected: rejected,
 		}, c.cfg.observer)
 	}
-	return s.h(ctx, msgs...)
+	r, err := s.h(ctx, msgs...)
+	endProcess(span, r, err)
+	return r, err
 }

@@ -140,6 +140,23 @@
 // consumer.WithNamespace and consumer.WithUnitName are not supported: the
 // admin queries use the plain group names.
 //
+// # Tracing
+//
+// The producer runs each send in a "send <topic>" span (kind producer) and
+// writes its W3C trace context into the message properties beside the tag
+// ("traceparent", "tracestate" with the default propagator). The consumer
+// continues the trace in a "process <topic>" span (kind consumer) per
+// handler call, with the OpenTelemetry messaging attributes
+// (messaging.system=rocketmq, messaging.destination.name,
+// messaging.consumer.group.name, messaging.operation.type=process, ...)
+// and the route proof (taglane.traffic_tag, taglane.node_tag,
+// taglane.route), recorded before the handler runs; the handler's context
+// carries the span, so the handler's own spans are its children. A batch
+// of one tag is parented to its first message's trace and links all of
+// them. WithTracerProvider and WithPropagators choose the provider and the
+// propagator (default: the global ones). Without an SDK no span is
+// started; a trace context already in flight still passes through.
+//
 // rocketmq-client-go v2's public API cannot list a group's members or read
 // another group's offsets; a small remoting client inside this module does.
 // Every consumer gets its own client instance (connection): on a shared

@@ -59,6 +59,7 @@ type config struct {
 	startWait      time.Duration
 	topicQueues    int
 	cluster        string
+	tracing        tracing // trace.go
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -88,6 +89,7 @@ func newConfig(opts []Option) (config, error) {
 	if !c.nodeTagSet {
 		c.nodeTag = tagctx.Node()
 	}
+	c.tracing.resolve()
 	return c, nil
 }
 

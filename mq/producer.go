@@ -7,6 +7,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/taglane/taglane/tagctx"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // producer stamps the effective tag on every message before the wrapped
@@ -19,11 +20,12 @@ import (
 type producer[CB any] struct {
 	rocketmq.Producer
 	key          string
+	tracing      tracing // trace.go
 	requestAsync func(context.Context, time.Duration, CB, *primitive.Message) error
 }
 
-func newProducer[CB any](p rocketmq.Producer, key string, requestAsync func(context.Context, time.Duration, CB, *primitive.Message) error) *producer[CB] {
-	return &producer[CB]{Producer: p, key: key, requestAsync: requestAsync}
+func newProducer[CB any](p rocketmq.Producer, cfg config, requestAsync func(context.Context, time.Duration, CB, *primitive.Message) error) *producer[CB] {
+	return &producer[CB]{Producer: p, key: cfg.propertyKey, tracing: cfg.tracing, requestAsync: requestAsync}
 }
 
 // NewProducer wraps p so that every send kind (SendSync, SendAsync,
@@ -31,18 +33,31 @@ func newProducer[CB any](p rocketmq.Producer, key string, requestAsync func(cont
 // tagctx.Effective(ctx) into each message's user property ("x-tag" unless
 // WithPropertyKey says otherwise). With no effective tag the property is
 // removed: this hop decided "stable", and a tag left over from the message
-// it was copied from must not steer it into a lane. Only WithPropertyKey
-// applies to a producer; an invalid option makes NewProducer panic, as the
-// options are constants of the program.
+// it was copied from must not steer it into a lane.
+//
+// Each send also runs in a "send <topic>" producer span (OpenTelemetry
+// messaging conventions) whose trace context is injected into the
+// messages' properties beside the tag (WithTracerProvider, WithPropagators),
+// so a consumer built by NewConsumer continues the trace. RequestAsync's
+// span ends when the request is issued: its callback type cannot be
+// wrapped.
+//
+// Only WithPropertyKey, WithTracerProvider and WithPropagators apply to a
+// producer; an invalid option makes NewProducer panic, as the options are
+// constants of the program.
 func NewProducer(p rocketmq.Producer, opts ...Option) rocketmq.Producer {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		panic(err)
 	}
-	return newProducer(p, cfg.propertyKey, p.RequestAsync)
+	return newProducer(p, cfg, p.RequestAsync)
 }
 
-func (p *producer[CB]) stamp(ctx context.Context, msgs []*primitive.Message) {
+// stamp starts the send span, injects its trace context (trace.go) and
+// then the tag, so a propagator that writes the tag's property too cannot
+// overrule this hop's decision.
+func (p *producer[CB]) stamp(ctx context.Context, msgs []*primitive.Message) (context.Context, trace.Span) {
+	ctx, span := p.tracing.send(ctx, msgs)
 	t := tagctx.Effective(ctx)
 	for _, m := range msgs {
 		if m == nil {
@@ -54,29 +69,49 @@ func (p *producer[CB]) stamp(ctx context.Context, msgs []*primitive.Message) {
 			m.WithProperty(p.key, t.String())
 		}
 	}
+	return ctx, span
 }
 
 func (p *producer[CB]) SendSync(ctx context.Context, msgs ...*primitive.Message) (*primitive.SendResult, error) {
-	p.stamp(ctx, msgs)
-	return p.Producer.SendSync(ctx, msgs...)
+	ctx, span := p.stamp(ctx, msgs)
+	res, err := p.Producer.SendSync(ctx, msgs...)
+	endSend(span, res, err)
+	return res, err
 }
 
 func (p *producer[CB]) SendAsync(ctx context.Context, f func(context.Context, *primitive.SendResult, error), msgs ...*primitive.Message) error {
-	p.stamp(ctx, msgs)
-	return p.Producer.SendAsync(ctx, f, msgs...)
+	ctx, span := p.stamp(ctx, msgs)
+	cb := f
+	if span.IsRecording() {
+		cb = func(ctx context.Context, res *primitive.SendResult, err error) {
+			endSend(span, res, err)
+			f(ctx, res, err)
+		}
+	}
+	err := p.Producer.SendAsync(ctx, cb, msgs...)
+	if err != nil || !span.IsRecording() {
+		endSend(span, nil, err) // the callback will not run, or ends nothing
+	}
+	return err
 }
 
 func (p *producer[CB]) SendOneWay(ctx context.Context, msgs ...*primitive.Message) error {
-	p.stamp(ctx, msgs)
-	return p.Producer.SendOneWay(ctx, msgs...)
+	ctx, span := p.stamp(ctx, msgs)
+	err := p.Producer.SendOneWay(ctx, msgs...)
+	endSend(span, nil, err)
+	return err
 }
 
 func (p *producer[CB]) Request(ctx context.Context, ttl time.Duration, msg *primitive.Message) (*primitive.Message, error) {
-	p.stamp(ctx, []*primitive.Message{msg})
-	return p.Producer.Request(ctx, ttl, msg)
+	ctx, span := p.stamp(ctx, []*primitive.Message{msg})
+	reply, err := p.Producer.Request(ctx, ttl, msg)
+	endSend(span, nil, err)
+	return reply, err
 }
 
 func (p *producer[CB]) RequestAsync(ctx context.Context, ttl time.Duration, cb CB, msg *primitive.Message) error {
-	p.stamp(ctx, []*primitive.Message{msg})
-	return p.requestAsync(ctx, ttl, cb, msg)
+	ctx, span := p.stamp(ctx, []*primitive.Message{msg})
+	err := p.requestAsync(ctx, ttl, cb, msg)
+	endSend(span, nil, err)
+	return err
 }

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestGoKeepsTagAfterRequestEnds(t *testing.T) {
@@ -123,5 +127,76 @@ func TestDetach(t *testing.T) {
 	}
 	if From(d).String() != "a" {
 		t.Fatal("detached context lost the tag")
+	}
+}
+
+// TestSnapshotCarriesTrace: work re-applied from a Snapshot in a pool
+// continues the trace of the request that captured it, as a child of the
+// span current at Capture, and cannot end that span.
+func TestSnapshotCarriesTrace(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	ctx, req := tp.Tracer("test").Start(With(context.Background(), MustParse("a")), "request")
+	s := Capture(ctx)
+	req.End()
+
+	queue := make(chan Snapshot, 1)
+	queue <- s
+	done := make(chan struct{})
+	go func() { // a pool worker: its own context, no request values
+		defer close(done)
+		wctx := (<-queue).Apply(context.Background())
+		if From(wctx).String() != "a" {
+			t.Errorf("worker tag %q", From(wctx))
+		}
+		if trace.SpanFromContext(wctx).IsRecording() {
+			t.Error("the worker got the request's span itself, not its context")
+		}
+		_, job := tp.Tracer("test").Start(wctx, "job")
+		job.End()
+	}()
+	<-done
+	spans := sr.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	reqSC, job := spans[0].SpanContext(), spans[1]
+	if job.Parent().SpanID() != reqSC.SpanID() || job.SpanContext().TraceID() != reqSC.TraceID() {
+		t.Errorf("job span parent %v in trace %v, want request %v in %v", job.Parent().SpanID(), job.SpanContext().TraceID(), reqSC.SpanID(), reqSC.TraceID())
+	}
+	if s.SpanContext().SpanID() != reqSC.SpanID() {
+		t.Errorf("SpanContext() = %v", s.SpanContext())
+	}
+
+	// Nothing captured: the worker's own span stays.
+	wctx, own := tp.Tracer("test").Start(context.Background(), "own")
+	defer own.End()
+	if got := Capture(context.Background()).Apply(wctx); trace.SpanFromContext(got) != own {
+		t.Error("Apply of an untraced snapshot replaced the worker's span")
+	}
+	if Capture(context.Background()).SpanContext().IsValid() {
+		t.Error("untraced snapshot has a span context")
+	}
+}
+
+func BenchmarkSnapshot(b *testing.B) {
+	for _, traced := range []bool{false, true} {
+		name := "untraced"
+		ctx := With(context.Background(), MustParse("a"))
+		if traced {
+			name = "traced"
+			tp := sdktrace.NewTracerProvider()
+			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			var span trace.Span
+			ctx, span = tp.Tracer("bench").Start(ctx, "request")
+			b.Cleanup(func() { span.End() })
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Capture(ctx).Apply(context.Background())
+			}
+		})
 	}
 }

@@ -77,16 +77,15 @@ var node atomic.Pointer[Tag]
 func init() {
 	t, err := NodeFromEnv()
 	if err != nil {
-		// A process meant for a lane must not quietly start as a stable
-		// instance: it would serve stable traffic with lane code.
-		panic(err)
+		envErr = err // node.go: NodeErr, and Node stops the process
+		return
 	}
 	SetNode(t)
 }
 
 // NodeFromEnv parses the node tag from TAGLANE_TAG. Unset or empty means a
-// stable node. The package reads it once at start-up and panics with this
-// error when the value is invalid.
+// stable node. The package reads it once at start-up; see NodeErr for what
+// an invalid value does.
 func NodeFromEnv() (Tag, error) {
 	v := os.Getenv(EnvNodeTag)
 	if v == "" {
@@ -99,12 +98,14 @@ func NodeFromEnv() (Tag, error) {
 	return t, nil
 }
 
-// Node returns this process's node tag; the zero Tag on a stable node.
+// Node returns this process's node tag; the zero Tag on a stable node. If
+// TAGLANE_TAG is invalid and SetNode was not called, Node stops the
+// process (see NodeErr).
 func Node() Tag {
 	if p := node.Load(); p != nil {
 		return *p
 	}
-	return Tag{}
+	return nodeUnset()
 }
 
 // SetNode sets the node tag, for processes that learn it other than from

@@ -96,20 +96,50 @@ func TestNodeFromEnv(t *testing.T) {
 	}
 }
 
-// TestInvalidNodeTagStopsStartUp runs this test binary again with a bad
-// TAGLANE_TAG: the package init must refuse to start, not run as stable.
-func TestInvalidNodeTagStopsStartUp(t *testing.T) {
+// TestInvalidNodeTagStops runs this test binary again with a bad
+// TAGLANE_TAG: the process starts (so main could check NodeErr), and the
+// first Node call stops it with one readable line and exit status 2, not a
+// panic with a stack.
+func TestInvalidNodeTagStops(t *testing.T) {
 	if os.Getenv("TAGCTX_CHILD") == "1" {
-		return // reached only if init did not panic
+		if NodeErr() == nil {
+			t.Fatal("NodeErr is nil with TAGLANE_TAG=Bad_Tag")
+		}
+		_ = Node()
+		t.Fatal("Node returned with an invalid TAGLANE_TAG")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestInvalidNodeTagStopsStartUp$")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInvalidNodeTagStops$")
 	cmd.Env = append(os.Environ(), "TAGCTX_CHILD=1", EnvNodeTag+"=Bad_Tag")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("process with TAGLANE_TAG=Bad_Tag started; output:\n%s", out)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("child ended with %v, want exit status 2; stderr:\n%s", err, stderr.String())
 	}
-	if !strings.Contains(string(out), `invalid tag "Bad_Tag"`) {
-		t.Fatalf("start-up error does not name the bad tag:\n%s", out)
+	want := `tagctx: TAGLANE_TAG: tagctx: invalid tag "Bad_Tag": character '_' at byte 3 is not in [a-z0-9-] (fix or unset TAGLANE_TAG, or call tagctx.SetNode before serving)` + "\n"
+	if got := stderr.String(); got != want {
+		t.Fatalf("stderr\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestInvalidNodeTagHandledByProgram: a program that checks NodeErr and
+// sets the node tag itself runs on.
+func TestInvalidNodeTagHandledByProgram(t *testing.T) {
+	if os.Getenv("TAGCTX_CHILD") == "1" {
+		if err := NodeErr(); err == nil || !errors.Is(err, ErrInvalidTag) {
+			t.Fatalf("NodeErr = %v, want an ErrInvalidTag", err)
+		}
+		SetNode(Tag{}) // the program decided: run as stable
+		if NodeErr() != nil || !Node().IsZero() {
+			t.Fatalf("after SetNode: NodeErr %v, Node %q", NodeErr(), Node())
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInvalidNodeTagHandledByProgram$")
+	cmd.Env = append(os.Environ(), "TAGCTX_CHILD=1", EnvNodeTag+"=-bad")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }
 

@@ -91,3 +91,32 @@ func MustParse(s string) Tag {
 	}
 	return t
 }
+
+// MarshalText implements encoding.TextMarshaler, so a Tag works in JSON,
+// YAML, flag.TextVar and env-to-struct config libraries. The zero Tag
+// (untagged) marshals to the empty text, which UnmarshalText reads back as
+// the zero Tag: an empty field or flag means "stable", as an unset
+// TAGLANE_TAG does. In JSON use `json:",omitzero"` to leave it out.
+func (t Tag) MarshalText() ([]byte, error) { return []byte(t.s), nil }
+
+// AppendText implements encoding.TextAppender: MarshalText without the
+// allocation.
+func (t Tag) AppendText(b []byte) ([]byte, error) { return append(b, t.s...), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with Parse, except that
+// empty text is the zero Tag (see MarshalText). On error *t is unchanged.
+func (t *Tag) UnmarshalText(text []byte) error {
+	if len(text) == 0 {
+		*t = Tag{}
+		return nil
+	}
+	if len(text) > MaxLen { // spare the copy of a long input: Parse would refuse it
+		return parseError(string(text[:min(len(text), 2*MaxLen+1)]), fmt.Sprintf("longer than %d bytes (%d)", MaxLen, len(text)))
+	}
+	p, err := Parse(string(text))
+	if err != nil {
+		return err
+	}
+	*t = p
+	return nil
+}
