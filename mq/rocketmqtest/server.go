@@ -22,6 +22,9 @@ type Server struct {
 	faults   map[RequestCode]Fault
 
 	nextOpaque atomic.Int32 // opaque of the server's own requests (notifications)
+	notified   atomic.Int64 // NOTIFY_CONSUMER_IDS_CHANGED sent, for tests
+
+	frames *remoting.Limiter // bytes of partly received frames, all connections
 
 	closing   atomic.Bool
 	closeOnce sync.Once
@@ -40,13 +43,19 @@ func Run(opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, faults: map[RequestCode]Fault{}, done: make(chan struct{})}
-	var err error
-	if s.ns, err = newEndpoint(s, s.handleNameServer, nil); err != nil {
+	if len(cfg.brokerAddrs) > cfg.brokers {
+		return nil, fmt.Errorf("rocketmqtest: %d broker addresses for %d brokers", len(cfg.brokerAddrs), cfg.brokers)
+	}
+	frames, err := remoting.NewLimiter(cfg.frameBytes)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmqtest: %w", err)
+	}
+	s := &Server{cfg: cfg, faults: map[RequestCode]Fault{}, done: make(chan struct{}), frames: frames}
+	if s.ns, err = newEndpoint(s, cfg.nsAddr, s.handleNameServer, nil); err != nil {
 		return nil, fmt.Errorf("rocketmqtest: name server: %w", err)
 	}
 	for i := range cfg.brokers {
-		b, err := newBroker(s, brokerName(i))
+		b, err := newBroker(s, brokerName(i), cfg.brokerAddr(i))
 		if err != nil {
 			s.ns.ln.Close()
 			for _, b := range s.brokers {

@@ -36,8 +36,10 @@ var ErrOverLimit = errors.New("remoting: frame bytes in flight over the limit")
 
 // Limiter bounds the memory that partly received frames hold across every
 // [Reader] sharing it: a server with one Limiter cannot be made to hold more
-// than its limit by peers that announce long frames and send them slowly, or
-// not at all. It is safe for concurrent use.
+// than its limit, plus 64 KiB per connection, by peers that announce long
+// frames and send them slowly, or not at all. The first 64 KiB of a frame
+// are counted but never refused, so short frames always get through. It is
+// safe for concurrent use.
 type Limiter struct {
 	max  int64
 	used atomic.Int64
@@ -55,7 +57,14 @@ func NewLimiter(maxBytes int64) (*Limiter, error) {
 // InFlight returns the bytes partly received frames hold now.
 func (l *Limiter) InFlight() int64 { return l.used.Load() }
 
-func (l *Limiter) acquire(n int64) bool {
+// acquire takes n bytes. A forced acquire always succeeds: the first chunk
+// of a frame is never refused, so that peers filling the limiter with long
+// frames cannot stop the short ones every client sends.
+func (l *Limiter) acquire(n int64, force bool) bool {
+	if force {
+		l.used.Add(n)
+		return true
+	}
 	for {
 		used := l.used.Load()
 		if used+n > l.max {
@@ -132,7 +141,7 @@ func (r *Reader) readFrame(n int) ([]byte, error) {
 	grow := func(buf []byte) ([]byte, error) {
 		c := min(max(2*cap(buf), firstChunk), n)
 		if r.lim != nil {
-			if !r.lim.acquire(int64(c - cap(buf))) {
+			if !r.lim.acquire(int64(c-cap(buf)), c <= firstChunk) {
 				return nil, fmt.Errorf("%w: a frame of %d bytes with %d received", ErrOverLimit, n, len(buf))
 			}
 			held += int64(c - cap(buf))

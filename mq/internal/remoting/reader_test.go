@@ -110,6 +110,15 @@ func TestLimiterBoundsFramesAcrossReaders(t *testing.T) {
 		t.Errorf("second reader: %v, want ErrOverLimit", err)
 	}
 
+	// A short frame still gets through: its first chunk is never refused.
+	small, err := remoting.Encode(remoting.NewRequest(remoting.HeartBeat, nil, []byte("hb")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := remoting.NewReader(bytes.NewReader(small), 0, remoting.WithLimiter(lim)).Read(); err != nil || string(c.Body) != "hb" {
+		t.Errorf("short frame with the limiter full: %v, %v", c, err)
+	}
+
 	// A's peer sends the rest: A reads a malformed-header frame (all
 	// zeros is a JSON header of length 0), and the limiter is empty.
 	if _, err := aCli.Write(make([]byte, total-9<<20)); err != nil {
