@@ -378,3 +378,31 @@ func TestFrameBytesInFlightBound(t *testing.T) {
 	}
 	t.Logf("%d of 8 greedy connections failed mid-write", closed)
 }
+
+// Fixed addresses: the server listens where it is told, and the routes
+// announce those addresses.
+func TestFixedAddresses(t *testing.T) {
+	t.Parallel()
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	ns, b0, b1 := free(), free(), free()
+	s, err := rocketmqtest.Run(rocketmqtest.WithNameServerAddr(ns), rocketmqtest.WithBrokers(3), rocketmqtest.WithBrokerAddrs(b0, b1))
+	if err != nil {
+		t.Skipf("a freed port was taken again: %v", err) // another process raced us for it
+	}
+	defer s.Close()
+	if s.NameServer() != ns || s.Brokers()[0].Addr != b0 || s.Brokers()[1].Addr != b1 || s.Brokers()[2].Addr == "" {
+		t.Errorf("listening on %s %v, want %s [%s %s <free>]", s.NameServer(), s.Brokers(), ns, b0, b1)
+	}
+	// A second server on the same addresses fails with a clear error.
+	if s2, err := rocketmqtest.Run(rocketmqtest.WithNameServerAddr(ns)); err == nil {
+		s2.Close()
+		t.Error("second server on a taken address started")
+	}
+}

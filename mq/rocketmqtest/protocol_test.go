@@ -533,6 +533,13 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative delay", rocketmqtest.WithDelayLevels(-time.Second)},
 		{"empty cluster", rocketmqtest.WithClusterName("")},
 		{"zero expiry", rocketmqtest.WithChannelExpiry(0)},
+		{"zero idle timeout", rocketmqtest.WithIdleTimeout(0)},
+		{"frame bound below one frame", rocketmqtest.WithFrameBytesInFlight(rocketmqtest.MinFrameBytesInFlight - 1)},
+		{"negative retention", rocketmqtest.WithRetention(-1, 0)},
+		{"name server address without port", rocketmqtest.WithNameServerAddr("127.0.0.1")},
+		{"name server host name", rocketmqtest.WithNameServerAddr("localhost:0")},
+		{"bad broker port", rocketmqtest.WithBrokerAddrs("127.0.0.1:http-nope")},
+		{"more broker addresses than brokers", rocketmqtest.WithBrokerAddrs("127.0.0.1:0", "127.0.0.1:0")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if s, err := rocketmqtest.Run(tc.opt); err == nil {
