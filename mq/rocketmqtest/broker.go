@@ -134,7 +134,7 @@ func (b *broker) createTopic(name string, queues, perm int) {
 		return
 	}
 	for len(t.queues) < queues {
-		t.queues = append(t.queues, &queue{})
+		t.queues = append(t.queues, queue{})
 	}
 	t.read, t.write, t.perm = queues, queues, perm
 }
@@ -155,7 +155,7 @@ func (b *broker) putLocked(m message, allowDelay bool) (queueOffset, physOffset 
 		}
 	}
 	t := b.topics[m.topic]
-	q := t.queues[m.queueID]
+	q := &t.queues[m.queueID]
 	queueOffset, physOffset = q.maxOffset(), b.commitLog
 	s := encodeStored(m, queueOffset, physOffset, nowMillis(), b.storeHost)
 	b.commitLog += int64(len(s.data))
@@ -181,17 +181,17 @@ func (b *broker) putLocked(m message, allowDelay bool) (queueOffset, physOffset 
 func (b *broker) findPhysLocked(phys int64, hints ...string) (stored, bool) {
 	for _, name := range hints {
 		if t := b.topics[name]; t != nil {
-			for _, q := range t.queues {
-				if i := q.physIndex(phys); i >= 0 {
-					return q.msgs[i], true
+			for qi := range t.queues {
+				if i := t.queues[qi].physIndex(phys); i >= 0 {
+					return t.queues[qi].msgs[i], true
 				}
 			}
 		}
 	}
 	for _, t := range b.topics {
-		for _, q := range t.queues {
-			if i := q.physIndex(phys); i >= 0 {
-				return q.msgs[i], true
+		for qi := range t.queues {
+			if i := t.queues[qi].physIndex(phys); i >= 0 {
+				return t.queues[qi].msgs[i], true
 			}
 		}
 	}
@@ -314,7 +314,7 @@ func (b *broker) handleCreateTopic(req *remoting.Command) *remoting.Command {
 		b.topics[name] = t
 	}
 	for len(t.queues) < int(max(read, write)) {
-		t.queues = append(t.queues, &queue{})
+		t.queues = append(t.queues, queue{})
 	}
 	t.read, t.write, t.perm = int(read), int(write), int(perm)
 	return remoting.NewResponse(req, remoting.Success, "")
@@ -327,7 +327,8 @@ func (b *broker) handleDeleteTopic(req *remoting.Command) *remoting.Command {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t := b.topics[name]; t != nil {
-		for _, q := range t.queues {
+		for qi := range t.queues {
+			q := &t.queues[qi]
 			for _, w := range q.waiters {
 				w.wake()
 			}

@@ -69,7 +69,7 @@ func (b *broker) queueLocked(topicName string, qid int64) *queue {
 	if t == nil || qid < 0 || qid >= int64(len(t.queues)) {
 		return nil
 	}
-	return t.queues[qid]
+	return &t.queues[qid]
 }
 
 func offsetResponse(req *remoting.Command, off int64) *remoting.Command {

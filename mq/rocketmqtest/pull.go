@@ -130,7 +130,7 @@ func (b *broker) forgetWaiter(h pullHeader, w *pullWaiter) {
 	if t == nil || h.queueID >= len(t.queues) {
 		return
 	}
-	q := t.queues[h.queueID]
+	q := &t.queues[h.queueID]
 	for i, x := range q.waiters {
 		if x == w {
 			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
@@ -162,7 +162,7 @@ func (b *broker) pull(req *remoting.Command, h pullHeader, first bool) (*remotin
 		b.commitOffsetLocked(h.group, h.topic, h.queueID, h.commitOffset)
 	}
 	tags := b.tagFilterLocked(h)
-	q := t.queues[h.queueID]
+	q := &t.queues[h.queueID]
 	maxOff := q.maxOffset()
 	resp := remoting.NewResponse(req, remoting.Success, "")
 	resp.ExtFields["minOffset"] = strconv.FormatInt(q.min, 10)

@@ -12,7 +12,7 @@ import (
 
 // Server is a running name server with its brokers.
 type Server struct {
-	cfg     config
+	cfg     *config // built once by Run; a pointer keeps Server in a small size class
 	ns      *endpoint
 	brokers []*broker
 
@@ -50,7 +50,7 @@ func Run(opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rocketmqtest: %w", err)
 	}
-	s := &Server{cfg: cfg, faults: map[RequestCode]Fault{}, done: make(chan struct{}), frames: frames}
+	s := &Server{cfg: &cfg, faults: map[RequestCode]Fault{}, done: make(chan struct{}), frames: frames}
 	if s.ns, err = newEndpoint(s, cfg.nsAddr, s.handleNameServer, nil); err != nil {
 		return nil, fmt.Errorf("rocketmqtest: name server: %w", err)
 	}

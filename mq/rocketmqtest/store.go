@@ -62,15 +62,12 @@ type topic struct {
 	write   int
 	perm    int
 	sysFlag int
-	queues  []*queue
+	queues  []queue // one allocation per topic; never hold a *queue across b.mu
 }
 
 func newTopic(name string, queues, perm int) *topic {
 	t := &topic{name: name, read: queues, write: queues, perm: perm}
-	t.queues = make([]*queue, queues)
-	for i := range t.queues {
-		t.queues[i] = &queue{}
-	}
+	t.queues = make([]queue, queues)
 	return t
 }
 
