@@ -145,22 +145,20 @@ type stored struct {
 
 // Offsets of fixed fields in the stored layout (MessageDecoder.encode).
 const (
-	posQueueID     = 12
-	posFlag        = 16
-	posQueueOffset = 20
-	posPhysOffset  = 28
-	posSysFlag     = 36
-	posBornTime    = 40
-	posBornHost    = 48
-	posStoreTime   = 56
-	posReconsume   = 72
-	posBodyLen     = 84
-	posBody        = 88
+	posQueueID    = 12
+	posFlag       = 16
+	posPhysOffset = 28
+	posSysFlag    = 36
+	posBornTime   = 40
+	posBornHost   = 48
+	posStoreTime  = 56
+	posReconsume  = 72
+	posBodyLen    = 84
+	posBody       = 88
 )
 
-func (s stored) queueOffset() int64 { return int64(binary.BigEndian.Uint64(s.data[posQueueOffset:])) }
-func (s stored) physOffset() int64  { return int64(binary.BigEndian.Uint64(s.data[posPhysOffset:])) }
-func (s stored) storeTime() int64   { return int64(binary.BigEndian.Uint64(s.data[posStoreTime:])) }
+func (s stored) physOffset() int64 { return int64(binary.BigEndian.Uint64(s.data[posPhysOffset:])) }
+func (s stored) storeTime() int64  { return int64(binary.BigEndian.Uint64(s.data[posStoreTime:])) }
 
 // sections returns the body, topic and properties.
 func (s stored) sections() (body, topic, props []byte) {
