@@ -199,7 +199,7 @@ func WithIdleTimeout(d time.Duration) Option {
 // WithFrameBytesInFlight bounds the memory that partly received frames hold
 // across all connections (default DefaultFrameBytesInFlight, at least
 // MinFrameBytesInFlight). A frame's buffer grows with the bytes that arrive,
-// so a peer that announces 16 MiB and sends nothing costs 64 KiB, not
+// so a peer that announces 16 MiB and sends nothing costs 16 KiB, not
 // 16 MiB; when a frame needs more and the bound is reached, its connection
 // is closed (and logged), as for a malformed frame, and the others go on.
 func WithFrameBytesInFlight(n int64) Option {

@@ -25,10 +25,16 @@ const maxHeaderSize = 1<<24 - 1
 // from is out of sync and must be closed.
 var ErrMalformed = errors.New("remoting: malformed frame")
 
-// firstChunk is what a frame's buffer starts with: nearly every frame fits,
-// so it is read into one exact allocation; a longer one grows as its bytes
-// arrive, never on the word of its length prefix alone.
-const firstChunk = 64 << 10
+// firstChunk is what a frame's buffer starts with: heartbeats, pulls and
+// most sends fit, so they are read into one exact allocation; a longer frame
+// grows as its bytes arrive, never on the word of its length prefix alone.
+// readBufSize is the stream's read buffer. Both are what one connection
+// costs at least, so they are kept small: frames longer than the buffer
+// are read around it, straight into their own.
+const (
+	firstChunk  = 16 << 10
+	readBufSize = 16 << 10
+)
 
 // ErrOverLimit reports a frame the shared [Limiter] has no room for. The
 // stream is left mid-frame and must be closed.
@@ -36,8 +42,8 @@ var ErrOverLimit = errors.New("remoting: frame bytes in flight over the limit")
 
 // Limiter bounds the memory that partly received frames hold across every
 // [Reader] sharing it: a server with one Limiter cannot be made to hold more
-// than its limit, plus 64 KiB per connection, by peers that announce long
-// frames and send them slowly, or not at all. The first 64 KiB of a frame
+// than its limit, plus 16 KiB per connection, by peers that announce long
+// frames and send them slowly, or not at all. The first 16 KiB of a frame
 // are counted but never refused, so short frames always get through. It is
 // safe for concurrent use.
 type Limiter struct {
@@ -89,7 +95,7 @@ func WithLimiter(l *Limiter) ReaderOption {
 }
 
 // Reader reads commands from a stream of frames. The memory one frame takes
-// grows with the bytes that arrived (at most twice them, at least 64 KiB),
+// grows with the bytes that arrived (at most twice them, at least 16 KiB),
 // up to the frame size limit.
 type Reader struct {
 	r   *bufio.Reader
@@ -103,7 +109,7 @@ func NewReader(r io.Reader, maxFrameSize int, opts ...ReaderOption) *Reader {
 	if maxFrameSize <= 0 {
 		maxFrameSize = DefaultMaxFrameSize
 	}
-	rd := &Reader{r: bufio.NewReaderSize(r, 64<<10), max: maxFrameSize}
+	rd := &Reader{r: bufio.NewReaderSize(r, readBufSize), max: maxFrameSize}
 	for _, o := range opts {
 		if o != nil {
 			o(rd)
