@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -28,26 +27,15 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, rocketmqtest.IgnoreClientGoroutines()...)
 }
 
-// build compiles the command once per test binary.
-var build = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "minimq-test")
-	if err != nil {
-		return "", err
+// build compiles the command into a directory removed with the test.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "minimq")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	bin := filepath.Join(dir, "minimq")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", &buildError{err, out}
-	}
-	return bin, nil
-})
-
-type buildError struct {
-	err error
-	out []byte
+	return bin
 }
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + string(e.out) }
 
 // TestServesAnotherProcessAndStopsOnSignal runs the built command as a child
 // process on free ports, sends and pulls through the real client from this
@@ -55,11 +43,7 @@ func (e *buildError) Error() string { return e.err.Error() + "\n" + string(e.out
 // with exit code 0.
 func TestServesAnotherProcessAndStopsOnSignal(t *testing.T) {
 	rocketmqtest.SkipIfClientRaces(t)
-	bin, err := build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
+	bin := build(t)
 	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
