@@ -48,7 +48,9 @@
 // State inspection (Messages, QueueMessages, MaxOffset, CommittedOffset,
 // OnlineConsumers, ConsumerGroups, Topics, Queues) reads the brokers'
 // memory directly. Fault injection: DropClient closes a client's
-// connections as a crash would; FailRequests makes a request code fail.
+// connections as a crash would; FailRequests makes a request code fail, and
+// FailClientRequests makes it fail for one client, to freeze its heartbeats
+// say.
 //
 // Things to know when writing tests with rocketmq-client-go v2.1.2:
 //

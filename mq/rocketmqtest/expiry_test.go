@@ -167,3 +167,46 @@ func TestExpiryCloseNotifiesTheConnectionsOtherGroups(t *testing.T) {
 		t.Errorf("expired group still online: %v", got)
 	}
 }
+
+// A client whose heartbeats the server swallows goes silent on an open
+// connection, as a frozen process does: it expires, nobody is notified, and
+// the other members stay.
+func TestFailClientRequestsFreezesOneClient(t *testing.T) {
+	t.Parallel()
+	const expiry = time.Second
+	s := rocketmqtest.RunT(t, rocketmqtest.WithChannelExpiry(expiry))
+	w := startWatcher(t, s, "frozen-group", "t", expiry/20)
+	frozen := dial(t, s.Brokers()[0].Addr, nil)
+	heartbeat(t, frozen, "ip@frozen", "frozen-group", "t")
+	w.expectNotified(t, "when the second member joined")
+	s.FailClientRequests("ip@frozen", rocketmqtest.HeartBeat, rocketmqtest.Fault{NoReply: true})
+	before := s.Notifications()
+	// It keeps heartbeating; the server does not take them.
+	tick := time.NewTicker(expiry / 20)
+	defer tick.Stop()
+	deadline := time.After(10 * expiry)
+	for frozenGone := false; !frozenGone; {
+		select {
+		case <-frozen.Done():
+			frozenGone = true
+		case <-tick.C:
+			_ = frozen.InvokeOneway(context.Background(), remoting.NewRequest(remoting.HeartBeat, nil, mustHeartbeatBody("ip@frozen", "frozen-group", "t")))
+		case <-deadline:
+			t.Fatal("frozen client not expired")
+		}
+	}
+	if got := s.OnlineConsumers("frozen-group"); !slices.Equal(got, []string{"ip@watcher"}) {
+		t.Errorf("online after the expiry %v, want the watcher only", got)
+	}
+	if n := s.Notifications() - before; n != 0 {
+		t.Errorf("%d notifications on expiry, want 0", n)
+	}
+	// Other clients' heartbeats were answered all along: the watcher
+	// is still there, and ClearFaults lets the frozen one back in.
+	s.ClearFaults()
+	again := dial(t, s.Brokers()[0].Addr, nil)
+	heartbeat(t, again, "ip@frozen", "frozen-group", "t")
+	if got := s.OnlineConsumers("frozen-group"); !slices.Equal(got, []string{"ip@frozen", "ip@watcher"}) {
+		t.Errorf("online after ClearFaults %v", got)
+	}
+}

@@ -20,6 +20,8 @@ type Server struct {
 
 	faultsMu sync.RWMutex
 	faults   map[RequestCode]Fault
+	// clientFaults are faults for one client ID only.
+	clientFaults map[string]map[RequestCode]Fault
 
 	nextOpaque atomic.Int32 // opaque of the server's own requests (notifications)
 	notified   atomic.Int64 // NOTIFY_CONSUMER_IDS_CHANGED sent, for tests
@@ -138,7 +140,7 @@ func (s *Server) dispatch(c *conn, req *remoting.Command) (resp *remoting.Comman
 		n, _ = s.requests.LoadOrStore(RequestCode(req.Code), new(atomic.Int64))
 	}
 	n.(*atomic.Int64).Add(1)
-	if f, ok := s.fault(RequestCode(req.Code)); ok {
+	if f, ok := s.fault(c.id(), RequestCode(req.Code)); ok {
 		switch {
 		case f.Close:
 			c.close()
