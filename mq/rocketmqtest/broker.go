@@ -24,7 +24,6 @@ type broker struct {
 	mu        sync.Mutex
 	topics    map[string]*topic
 	commitLog int64             // next commit log offset
-	byPhys    map[int64]*stored // commit log offset -> message, for send-back
 	groups    map[string]*group // consumer groups with live channels
 	subGroups map[string]bool   // subscription group configs (autoCreateSubscriptionGroup)
 	producers map[string]map[*conn]*channel
@@ -34,12 +33,11 @@ type broker struct {
 	delayWake chan struct{}
 }
 
-func newBroker(s *Server, name string) (*broker, error) {
+func newBroker(s *Server, name, addr string) (*broker, error) {
 	b := &broker{
 		srv:       s,
 		name:      name,
 		topics:    map[string]*topic{},
-		byPhys:    map[int64]*stored{},
 		groups:    map[string]*group{},
 		subGroups: map[string]bool{},
 		producers: map[string]map[*conn]*channel{},
@@ -47,7 +45,7 @@ func newBroker(s *Server, name string) (*broker, error) {
 		locks:     map[string]map[lockKey]*lockEntry{},
 		delayWake: make(chan struct{}, 1),
 	}
-	ep, err := newEndpoint(s, b.handle, b.connClosed)
+	ep, err := newEndpoint(s, addr, b.handle, b.connClosed)
 	if err != nil {
 		return nil, err
 	}
@@ -136,14 +134,15 @@ func (b *broker) createTopic(name string, queues, perm int) {
 		return
 	}
 	for len(t.queues) < queues {
-		t.queues = append(t.queues, &queue{})
+		t.queues = append(t.queues, queue{})
 	}
 	t.read, t.write, t.perm = queues, queues, perm
 }
 
 // putLocked appends m to its queue, or to SCHEDULE_TOPIC_XXXX if it asks
-// for a delay, and wakes the pulls held on that queue. b.mu is held.
-func (b *broker) putLocked(m message, allowDelay bool) *stored {
+// for a delay, applies retention and wakes the pulls held on that queue. It
+// returns the message's queue and commit log offsets. b.mu is held.
+func (b *broker) putLocked(m message, allowDelay bool) (queueOffset, physOffset int64) {
 	var due time.Time
 	if allowDelay && m.sysFlag&sysFlagTransactionMask == 0 {
 		if lvl, err := strconv.Atoi(property(m.props, propDelay)); err == nil && lvl > 0 {
@@ -156,18 +155,13 @@ func (b *broker) putLocked(m message, allowDelay bool) *stored {
 		}
 	}
 	t := b.topics[m.topic]
-	q := t.queues[m.queueID]
-	s := &stored{
-		message:     m,
-		queueOffset: int64(len(q.msgs)),
-		physOffset:  b.commitLog,
-		storeTime:   nowMillis(),
-		tags:        property(m.props, propTags),
-	}
-	s.encode(b.storeHost)
+	q := &t.queues[m.queueID]
+	queueOffset, physOffset = q.maxOffset(), b.commitLog
+	s := encodeStored(m, queueOffset, physOffset, nowMillis(), b.storeHost)
 	b.commitLog += int64(len(s.data))
-	b.byPhys[s.physOffset] = s
 	q.msgs = append(q.msgs, s)
+	q.bytes += int64(len(s.data))
+	q.retain(b.srv.cfg.retainMsgs, b.srv.cfg.retainBytes)
 	for _, w := range q.waiters {
 		w.wake()
 	}
@@ -179,7 +173,29 @@ func (b *broker) putLocked(m message, allowDelay bool) *stored {
 		default:
 		}
 	}
-	return s
+	return queueOffset, physOffset
+}
+
+// findPhysLocked returns the message at a commit log offset, looking in the
+// hinted topics first, then everywhere. b.mu is held.
+func (b *broker) findPhysLocked(phys int64, hints ...string) (stored, bool) {
+	for _, name := range hints {
+		if t := b.topics[name]; t != nil {
+			for qi := range t.queues {
+				if i := t.queues[qi].physIndex(phys); i >= 0 {
+					return t.queues[qi].msgs[i], true
+				}
+			}
+		}
+	}
+	for _, t := range b.topics {
+		for qi := range t.queues {
+			if i := t.queues[qi].physIndex(phys); i >= 0 {
+				return t.queues[qi].msgs[i], true
+			}
+		}
+	}
+	return stored{}, false
 }
 
 // runDelayed moves delayed messages to their real topic when due, as
@@ -218,8 +234,8 @@ func (b *broker) runDelayed() {
 
 // deliverDelayedLocked stores a due message in its real topic and queue. Its
 // properties keep DELAY, REAL_TOPIC and REAL_QID, as a 4.9.4 broker's do.
-func (b *broker) deliverDelayedLocked(s *stored) {
-	m := s.message
+func (b *broker) deliverDelayedLocked(s stored) {
+	m := s.message()
 	m.topic = property(m.props, propRealTopic)
 	qid, err := strconv.Atoi(property(m.props, propRealQueueID))
 	t := b.topics[m.topic]
@@ -234,7 +250,7 @@ func (b *broker) deliverDelayedLocked(s *stored) {
 
 type delayedMsg struct {
 	due time.Time
-	msg *stored
+	msg stored
 }
 
 type delayHeap []delayedMsg
@@ -298,7 +314,7 @@ func (b *broker) handleCreateTopic(req *remoting.Command) *remoting.Command {
 		b.topics[name] = t
 	}
 	for len(t.queues) < int(max(read, write)) {
-		t.queues = append(t.queues, &queue{})
+		t.queues = append(t.queues, queue{})
 	}
 	t.read, t.write, t.perm = int(read), int(write), int(perm)
 	return remoting.NewResponse(req, remoting.Success, "")
@@ -311,7 +327,8 @@ func (b *broker) handleDeleteTopic(req *remoting.Command) *remoting.Command {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t := b.topics[name]; t != nil {
-		for _, q := range t.queues {
+		for qi := range t.queues {
+			q := &t.queues[qi]
 			for _, w := range q.waiters {
 				w.wake()
 			}

@@ -2,6 +2,7 @@ package rocketmqtest
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -35,8 +36,8 @@ type endpoint struct {
 	conns map[*conn]struct{}
 }
 
-func newEndpoint(srv *Server, handle handlerFunc, onClose func(*conn)) (*endpoint, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newEndpoint(srv *Server, addr string, handle handlerFunc, onClose func(*conn)) (*endpoint, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +54,7 @@ func (e *endpoint) serve() {
 			return // closed by Server.Close
 		}
 		c := &conn{ep: e, nc: nc, signal: make(chan struct{}, 1), done: make(chan struct{})}
+		c.lastWrite.Store(time.Now().UnixNano())
 		e.mu.Lock()
 		if e.srv.closing.Load() {
 			e.mu.Unlock()
@@ -90,6 +92,9 @@ type conn struct {
 
 	// clientID is set by the client's first heartbeat; DropClient uses it.
 	clientID atomic.Pointer[string]
+	// lastWrite is when the write loop last wrote (unix ns): a connection
+	// the server writes to is not idle.
+	lastWrite atomic.Int64
 
 	mu     sync.Mutex
 	out    []byte
@@ -110,12 +115,14 @@ func (c *conn) id() string {
 func (c *conn) readLoop() {
 	defer c.ep.srv.wg.Done()
 	defer c.close()
-	r := remoting.NewReader(c.nc, remoting.DefaultMaxFrameSize)
+	r := remoting.NewReader(&idleReader{c: c, idle: c.ep.srv.cfg.idleTimeout}, remoting.DefaultMaxFrameSize,
+		remoting.WithLimiter(c.ep.srv.frames))
 	for {
 		req, err := r.Read()
 		if err != nil {
 			// A malformed frame leaves the stream out of sync: close this
-			// connection, and only this one.
+			// connection, and only this one. So does a frame over the
+			// in-flight bound, and an idle connection.
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.ep.srv.logf("rocketmqtest: %s: closing connection from %s: %v", c.ep.addr(), c.remoteAddr(), err)
 			}
@@ -175,6 +182,7 @@ func (c *conn) writeLoop() {
 			c.close()
 			return
 		}
+		c.lastWrite.Store(time.Now().UnixNano())
 		if cap(buf) > 1<<20 {
 			buf = nil // let a burst's buffer go
 		}
@@ -202,4 +210,41 @@ func (c *conn) close() {
 		c.ep.onClose(c)
 	}
 	c.nc.Close()
+}
+
+// errIdle closes a connection without traffic for the idle timeout.
+var errIdle = errors.New("rocketmqtest: connection idle")
+
+// idleReader reads from a connection and fails with errIdle once neither a
+// byte arrived nor a write went out for idle, as Netty's IdleStateHandler
+// with allIdleTime does on the real broker. The read deadline is moved only
+// when it fires, not on every read.
+type idleReader struct {
+	c        *conn
+	idle     time.Duration
+	lastRead int64 // unix ns; only the read loop touches it
+	armed    bool
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if !r.armed {
+		r.lastRead = time.Now().UnixNano()
+		_ = r.c.nc.SetReadDeadline(time.Now().Add(r.idle))
+		r.armed = true
+	}
+	for {
+		n, err := r.c.nc.Read(p)
+		if n > 0 {
+			r.lastRead = time.Now().UnixNano()
+		}
+		var ne net.Error
+		if err == nil || n > 0 || !errors.As(err, &ne) || !ne.Timeout() {
+			return n, err
+		}
+		last := time.Unix(0, max(r.lastRead, r.c.lastWrite.Load()))
+		if time.Since(last) >= r.idle {
+			return 0, fmt.Errorf("%w for %v", errIdle, r.idle)
+		}
+		_ = r.c.nc.SetReadDeadline(last.Add(r.idle))
+	}
 }

@@ -48,7 +48,9 @@
 // State inspection (Messages, QueueMessages, MaxOffset, CommittedOffset,
 // OnlineConsumers, ConsumerGroups, Topics, Queues) reads the brokers'
 // memory directly. Fault injection: DropClient closes a client's
-// connections as a crash would; FailRequests makes a request code fail.
+// connections as a crash would; FailRequests makes a request code fail, and
+// FailClientRequests makes it fail for one client, to freeze its heartbeats
+// say.
 //
 // Things to know when writing tests with rocketmq-client-go v2.1.2:
 //
@@ -69,11 +71,28 @@
 //     and IgnoreClientGoroutines tells goleak which goroutines the client
 //     leaves behind after Shutdown.
 //
-// Differences from a real broker: everything lives in memory and nothing is
-// ever deleted (min offsets are 0); there is no commit log on disk, no
-// slave, no transactional (half) messages (refused with NO_PERMISSION), no
-// request/reply messages (codes 324/325 get REQUEST_CODE_NOT_SUPPORTED), no
-// SQL92 filtering (such subscriptions receive everything), and no ACL.
+// Like a real 4.9.4 broker, and unlike earlier versions of this package: a
+// pull returns at most 32 messages and 256 KiB whatever maxMsgNums asks; a
+// member whose channel expires (WithChannelExpiry, no heartbeat for 120 s)
+// is dropped and its connection closed without notifying the rest of its
+// group, who take its queues at their next periodic rebalance (a normal
+// close still notifies at once); connections without traffic close after
+// WithIdleTimeout (120 s); responses carry version 401.
+//
+// Memory: a stored message costs its stored encoding (88 bytes of header,
+// then body, topic and properties) and a 24-byte slot, about 350 bytes for a
+// 128-byte body (BenchmarkStoreMemory), and nothing is deleted unless
+// WithRetention says so; a frame's buffer grows with the bytes that arrived, and
+// WithFrameBytesInFlight bounds what partly received frames hold in total.
+// WithNameServerAddr and WithBrokerAddrs listen on fixed addresses; the
+// command mq/cmd/minimq runs a Server as a standalone process.
+//
+// Differences from a real broker: everything lives in memory; there is no
+// commit log on disk (retention deletes message by message, not a file at a
+// time), no slave, no transactional (half) messages (refused with
+// NO_PERMISSION), no request/reply messages (codes 324/325 get
+// REQUEST_CODE_NOT_SUPPORTED), no SQL92 filtering (such subscriptions
+// receive everything), and no ACL.
 // Held pulls are answered the moment their suspend time runs out, where a
 // real broker checks every 5 s.
 // Producers and the name server are one process, so a topic a broker

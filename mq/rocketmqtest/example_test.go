@@ -118,3 +118,42 @@ func ExampleServer_OnlineConsumers() {
 	// Output:
 	// 0 []
 }
+
+// Keep the newest three messages of each queue: older ones are deleted and
+// the queue's min offset moves up, as on a broker that deleted old files.
+func ExampleWithRetention() {
+	s, err := rocketmqtest.Run(rocketmqtest.WithRetention(3, 0))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateTopic("metrics", 1); err != nil {
+		log.Fatal(err)
+	}
+	p, err := rocketmq.NewProducer(
+		producer.WithNameServer([]string{s.NameServer()}),
+		producer.WithInstanceName("example-retention"),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer p.Shutdown()
+	for _, body := range []string{"m0", "m1", "m2", "m3", "m4"} {
+		if _, err := p.SendSync(context.Background(), primitive.NewMessage("metrics", []byte(body))); err != nil {
+			log.Fatal(err)
+		}
+	}
+	q := s.Queues("metrics")[0]
+	fmt.Println("offsets", s.MinOffset(q), "to", s.MaxOffset(q))
+	for _, m := range s.QueueMessages(q) {
+		fmt.Println(m.QueueOffset, string(m.Body))
+	}
+	// Output:
+	// offsets 2 to 5
+	// 2 m2
+	// 3 m3
+	// 4 m4
+}

@@ -68,16 +68,46 @@ func (s *Server) FailRequests(code RequestCode, f Fault) {
 	s.faults[code] = f
 }
 
-// ClearFaults restores normal answers to every request code.
+// FailClientRequests is FailRequests for the requests of one client only,
+// on the connections its heartbeats named with its client ID ("ip@instance");
+// it takes precedence over a fault for every client. With
+// FailClientRequests(id, HeartBeat, Fault{NoReply: true}) the client goes
+// silent while its connection stays open, as a frozen (SIGSTOP) process
+// does: the brokers expire it after WithChannelExpiry, and nobody is
+// notified.
+func (s *Server) FailClientRequests(clientID string, code RequestCode, f Fault) {
+	s.faultsMu.Lock()
+	defer s.faultsMu.Unlock()
+	if s.clientFaults == nil {
+		s.clientFaults = map[string]map[RequestCode]Fault{}
+	}
+	m := s.clientFaults[clientID]
+	if m == nil {
+		m = map[RequestCode]Fault{}
+		s.clientFaults[clientID] = m
+	}
+	m[code] = f
+}
+
+// ClearFaults restores normal answers to every request code, for every
+// client.
 func (s *Server) ClearFaults() {
 	s.faultsMu.Lock()
 	defer s.faultsMu.Unlock()
 	clear(s.faults)
+	clear(s.clientFaults)
 }
 
-func (s *Server) fault(code RequestCode) (Fault, bool) {
+// fault returns the fault for a request of the client (clientID may be "",
+// before its first heartbeat).
+func (s *Server) fault(clientID string, code RequestCode) (Fault, bool) {
 	s.faultsMu.RLock()
 	defer s.faultsMu.RUnlock()
+	if clientID != "" {
+		if f, ok := s.clientFaults[clientID][code]; ok {
+			return f, true
+		}
+	}
 	f, ok := s.faults[code]
 	return f, ok
 }

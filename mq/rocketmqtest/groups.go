@@ -144,6 +144,7 @@ func (s *Server) notify(ns []notification) {
 			req.Language = "JAVA"
 			req.Flag = remoting.FlagOneway
 			req.Opaque = s.nextOpaque.Add(1)
+			s.notified.Add(1)
 			c.send(req)
 		}
 	}
@@ -316,7 +317,11 @@ func (b *broker) handleSubscriptionGroups(req *remoting.Command) *remoting.Comma
 
 // runHousekeeping expires channels that stopped heartbeating on a live
 // connection and closes those connections, as ClientHousekeepingService
-// does every 10 s with a 120 s limit.
+// does every 10 s with a 120 s limit. Like ConsumerManager.scanNotActiveChannel
+// it removes the expired entries without notifying the rest of the group
+// (no code 40): they take the queues at their own periodic rebalance. The
+// close that follows is a normal one, so groups the connection was still
+// live in are dropped and notified, as doChannelCloseEvent does.
 func (b *broker) runHousekeeping() {
 	defer b.srv.wg.Done()
 	expiry := b.srv.cfg.channelExpiry
@@ -329,26 +334,40 @@ func (b *broker) runHousekeeping() {
 		case <-b.srv.done:
 			return
 		}
-		cutoff := time.Now().Add(-expiry)
-		var victims []*conn
-		b.mu.Lock()
-		for _, g := range b.groups {
-			for c, ch := range g.channels {
-				if ch.lastUpdate.Before(cutoff) {
-					victims = append(victims, c)
-				}
+		b.expire(time.Now().Add(-expiry))
+	}
+}
+
+// expire drops, silently, every channel not refreshed since cutoff, then
+// closes their connections.
+func (b *broker) expire(cutoff time.Time) {
+	victims := map[*conn]bool{}
+	b.mu.Lock()
+	for name, g := range b.groups {
+		for c, ch := range g.channels {
+			if ch.lastUpdate.Before(cutoff) {
+				victims[c] = true
+				delete(g.channels, c)
 			}
 		}
-		for _, m := range b.producers {
-			for c, ch := range m {
-				if ch.lastUpdate.Before(cutoff) {
-					victims = append(victims, c)
-				}
+		if len(g.channels) == 0 {
+			delete(b.groups, name)
+		}
+	}
+	for name, m := range b.producers {
+		for c, ch := range m {
+			if ch.lastUpdate.Before(cutoff) {
+				victims[c] = true
+				delete(m, c)
 			}
 		}
-		b.mu.Unlock()
-		for _, c := range victims {
-			c.close() // connClosed drops and notifies
+		if len(m) == 0 {
+			delete(b.producers, name)
 		}
+	}
+	b.mu.Unlock()
+	for c := range victims {
+		b.srv.logf("rocketmqtest: %s: closing connection of %s (%s): no heartbeat since %v", b.name, c.id(), c.remoteAddr(), cutoff)
+		c.close()
 	}
 }

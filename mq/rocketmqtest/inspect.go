@@ -67,7 +67,8 @@ func (s *Server) Messages(topic string) []*primitive.MessageExt {
 	return out
 }
 
-// QueueMessages returns the stored messages of one queue in offset order.
+// QueueMessages returns the stored messages of one queue in offset order,
+// from its min offset on.
 func (s *Server) QueueMessages(mq primitive.MessageQueue) []*primitive.MessageExt {
 	b := s.broker(mq.BrokerName)
 	if b == nil {
@@ -100,7 +101,22 @@ func (s *Server) MaxOffset(mq primitive.MessageQueue) int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if q := b.queueLocked(mq.Topic, int64(mq.QueueId)); q != nil {
-		return int64(len(q.msgs))
+		return q.maxOffset()
+	}
+	return 0
+}
+
+// MinOffset returns the offset of the oldest message the queue still holds:
+// 0 unless retention (WithRetention) deleted messages.
+func (s *Server) MinOffset(mq primitive.MessageQueue) int64 {
+	b := s.broker(mq.BrokerName)
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if q := b.queueLocked(mq.Topic, int64(mq.QueueId)); q != nil {
+		return q.min
 	}
 	return 0
 }

@@ -24,13 +24,23 @@ func (b *broker) handleQueryOffset(req *remoting.Command) *remoting.Command {
 	if err != nil {
 		return errorResponse(req, remoting.SystemError, err)
 	}
+	topicName := ext(req, "topic")
 	b.mu.Lock()
-	off, ok := b.offsets[offsetKey(ext(req, "topic"), ext(req, "consumerGroup"))][int(qid)]
+	off, ok := b.offsets[offsetKey(topicName, ext(req, "consumerGroup"))][int(qid)]
+	var minOff int64
+	if q := b.queueLocked(topicName, qid); q != nil {
+		minOff = q.min
+	}
 	b.mu.Unlock()
 	if !ok {
 		// A group that never committed reads back 0 while the queue's
 		// first message is still in memory, which is always the case
-		// here (see ROCKETMQ-FACTS: code 0, not 22 QUERY_NOT_FOUND).
+		// here unless retention deleted it (see ROCKETMQ-FACTS: code 0,
+		// not 22 QUERY_NOT_FOUND). Once offset 0 is gone, the real
+		// broker answers 22 (ConsumerManageProcessor.queryConsumerOffset).
+		if minOff > 0 {
+			return remoting.NewResponse(req, remoting.QueryNotFound, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first")
+		}
 		off = 0
 	}
 	resp := remoting.NewResponse(req, remoting.Success, "")
@@ -59,7 +69,7 @@ func (b *broker) queueLocked(topicName string, qid int64) *queue {
 	if t == nil || qid < 0 || qid >= int64(len(t.queues)) {
 		return nil
 	}
-	return t.queues[qid]
+	return &t.queues[qid]
 }
 
 func offsetResponse(req *remoting.Command, off int64) *remoting.Command {
@@ -77,17 +87,23 @@ func (b *broker) handleMaxOffset(req *remoting.Command) *remoting.Command {
 	defer b.mu.Unlock()
 	var off int64
 	if q := b.queueLocked(ext(req, "topic"), qid); q != nil {
-		off = int64(len(q.msgs))
+		off = q.maxOffset()
 	}
 	return offsetResponse(req, off)
 }
 
 func (b *broker) handleMinOffset(req *remoting.Command) *remoting.Command {
-	if _, err := extInt(req, "queueId"); err != nil {
+	qid, err := extInt(req, "queueId")
+	if err != nil {
 		return errorResponse(req, remoting.SystemError, err)
 	}
-	// Nothing is ever deleted, so every queue starts at 0.
-	return offsetResponse(req, 0)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var off int64
+	if q := b.queueLocked(ext(req, "topic"), qid); q != nil {
+		off = q.min
+	}
+	return offsetResponse(req, off)
 }
 
 func (b *broker) handleSearchOffset(req *remoting.Command) *remoting.Command {
@@ -109,13 +125,13 @@ func (b *broker) handleSearchOffset(req *remoting.Command) *remoting.Command {
 	lo, hi := 0, len(q.msgs)
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if q.msgs[mid].storeTime < ts {
+		if q.msgs[mid].storeTime() < ts {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
-	return offsetResponse(req, int64(lo))
+	return offsetResponse(req, q.min+int64(lo))
 }
 
 func (b *broker) handleEarliestStoreTime(req *remoting.Command) *remoting.Command {
@@ -127,7 +143,7 @@ func (b *broker) handleEarliestStoreTime(req *remoting.Command) *remoting.Comman
 	defer b.mu.Unlock()
 	var ts int64
 	if q := b.queueLocked(ext(req, "topic"), qid); q != nil && len(q.msgs) > 0 {
-		ts = q.msgs[0].storeTime
+		ts = q.msgs[0].storeTime()
 	}
 	resp := remoting.NewResponse(req, remoting.Success, "")
 	resp.ExtFields["timestamp"] = strconv.FormatInt(ts, 10)

@@ -2,7 +2,10 @@ package rocketmqtest
 
 import (
 	"fmt"
+	"net"
 	"time"
+
+	"github.com/taglane/taglane/mq/internal/remoting"
 )
 
 // Limits and defaults, named after the RocketMQ settings they stand for.
@@ -20,6 +23,17 @@ const (
 	// producer that stopped heartbeating on a live connection (120 s in
 	// RocketMQ's ClientHousekeepingService).
 	DefaultChannelExpiry = 120 * time.Second
+	// DefaultIdleTimeout is how long a connection may go without a frame
+	// in either direction before the server closes it
+	// (serverChannelMaxIdleTimeSeconds, 120 s).
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultFrameBytesInFlight bounds the memory that partly received
+	// frames hold across every connection of a Server; see
+	// WithFrameBytesInFlight.
+	DefaultFrameBytesInFlight = 128 << 20
+	// MinFrameBytesInFlight is the smallest WithFrameBytesInFlight: one
+	// frame of the largest size (16 MiB) must fit.
+	MinFrameBytesInFlight = remoting.DefaultMaxFrameSize
 )
 
 // DefaultDelayLevels is messageDelayLevel's default: "1s 5s 10s 30s 1m 2m 3m
@@ -41,6 +55,12 @@ type config struct {
 	cluster       string
 	autoCreate    bool
 	channelExpiry time.Duration
+	idleTimeout   time.Duration
+	frameBytes    int64
+	nsAddr        string
+	brokerAddrs   []string
+	retainMsgs    int
+	retainBytes   int64
 	logf          func(format string, args ...any)
 }
 
@@ -52,7 +72,18 @@ func defaultConfig() config {
 		cluster:       DefaultClusterName,
 		autoCreate:    true,
 		channelExpiry: DefaultChannelExpiry,
+		idleTimeout:   DefaultIdleTimeout,
+		frameBytes:    DefaultFrameBytesInFlight,
+		nsAddr:        "127.0.0.1:0",
 	}
+}
+
+// brokerAddr is where broker i listens.
+func (c *config) brokerAddr(i int) string {
+	if i < len(c.brokerAddrs) {
+		return c.brokerAddrs[i]
+	}
+	return "127.0.0.1:0"
 }
 
 // WithBrokers runs n master brokers (broker-a, broker-b, ...), each on its
@@ -126,7 +157,10 @@ func WithAutoCreateTopics(enable bool) Option {
 // WithChannelExpiry sets how long a broker keeps a consumer or producer
 // whose connection stays open but who stopped heartbeating (default 120 s,
 // as in RocketMQ). On expiry the broker drops the client and closes its
-// connection.
+// connection without notifying the rest of its group (no code 40, as on a
+// real 4.9.4): they take its queues at their next periodic rebalance, within
+// 20 s. rocketmq-client-go v2.1.2 heartbeats every 30 s, so an expiry below
+// that drops live clients between heartbeats.
 func WithChannelExpiry(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -142,6 +176,113 @@ func WithChannelExpiry(d time.Duration) Option {
 func WithLogf(logf func(format string, args ...any)) Option {
 	return func(c *config) error {
 		c.logf = logf
+		return nil
+	}
+}
+
+// WithIdleTimeout sets how long a connection may stay without a frame in
+// either direction before the server closes it (default 120 s, RocketMQ's
+// serverChannelMaxIdleTimeSeconds). A held pull does not count as traffic
+// while it waits, as on the real broker. Closing is a normal close: the
+// client's groups are dropped and their other members notified; the client
+// reconnects on its next request and rejoins at its next heartbeat.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("rocketmqtest: idle timeout %v is not positive", d)
+		}
+		c.idleTimeout = d
+		return nil
+	}
+}
+
+// WithFrameBytesInFlight bounds the memory that partly received frames hold
+// across all connections (default DefaultFrameBytesInFlight, at least
+// MinFrameBytesInFlight). A frame's buffer grows with the bytes that arrive,
+// so a peer that announces 16 MiB and sends nothing costs 16 KiB, not
+// 16 MiB; when a frame needs more and the bound is reached, its connection
+// is closed (and logged), as for a malformed frame, and the others go on.
+func WithFrameBytesInFlight(n int64) Option {
+	return func(c *config) error {
+		if n < MinFrameBytesInFlight {
+			return fmt.Errorf("rocketmqtest: frame bytes in flight %d below %d", n, MinFrameBytesInFlight)
+		}
+		c.frameBytes = n
+		return nil
+	}
+}
+
+// WithNameServerAddr makes the name server listen on addr ("host:port";
+// default "127.0.0.1:0", a free port). Clients find it with NameServer.
+func WithNameServerAddr(addr string) Option {
+	return func(c *config) error {
+		if err := checkListenAddr(addr); err != nil {
+			return fmt.Errorf("rocketmqtest: name server address: %w", err)
+		}
+		c.nsAddr = addr
+		return nil
+	}
+}
+
+// WithBrokerAddrs makes broker i listen on addrs[i] (default
+// "127.0.0.1:0" each). Routes announce the address the broker bound, so the
+// host must be one clients can reach: 0.0.0.0 would be announced as is.
+// There may be fewer addresses than brokers, not more.
+func WithBrokerAddrs(addrs ...string) Option {
+	return func(c *config) error {
+		if len(addrs) > MaxBrokers {
+			return fmt.Errorf("rocketmqtest: %d broker addresses, at most %d", len(addrs), MaxBrokers)
+		}
+		for i, a := range addrs {
+			if err := checkListenAddr(a); err != nil {
+				return fmt.Errorf("rocketmqtest: broker address %d: %w", i, err)
+			}
+		}
+		c.brokerAddrs = append([]string(nil), addrs...)
+		return nil
+	}
+}
+
+// checkListenAddr accepts "host:port" with a literal IP host, which is what
+// routes announce and what the stored messages' store host encodes.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", trim(addr), err)
+	}
+	if net.ParseIP(host).To4() == nil {
+		return fmt.Errorf("%q: host must be an IPv4 address", trim(addr))
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q: bad port: %w", trim(addr), err)
+	}
+	return nil
+}
+
+// trim bounds a bad value quoted in an error.
+func trim(s string) string {
+	const n = 64
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// WithRetention makes every queue keep at most messages messages and bytes
+// bytes of stored messages (0: no limit on that measure; both 0, the
+// default, keep everything). Older messages are deleted as new ones arrive,
+// the newest always stays: the queue's min offset moves up, as when a real
+// broker deletes expired commit log files (there a whole file at a time,
+// here message by message). A consumer behind the min offset gets what a
+// real broker answers: PULL_OFFSET_MOVED with nextBeginOffset at the min
+// offset, and a group that never committed reads back 22 QUERY_NOT_FOUND.
+// Use it to run the server for long with bounded memory (cmd/minimq).
+func WithRetention(messages int, bytes int64) Option {
+	return func(c *config) error {
+		if messages < 0 || bytes < 0 {
+			return fmt.Errorf("rocketmqtest: retention of %d messages, %d bytes: negative", messages, bytes)
+		}
+		c.retainMsgs, c.retainBytes = messages, bytes
 		return nil
 	}
 }

@@ -42,11 +42,18 @@ func dial(t testing.TB, addr string, h remoting.Handler) *remoting.Conn {
 
 func heartbeat(t testing.TB, c *remoting.Conn, clientID, group string, topics ...string) {
 	t.Helper()
+	if r := rawInvoke(t, c, remoting.HeartBeat, nil, mustHeartbeatBody(clientID, group, topics...)); r.Code != remoting.Success {
+		t.Fatalf("heartbeat: %v", r)
+	}
+}
+
+// mustHeartbeatBody is the HeartbeatData of one consumer of group.
+func mustHeartbeatBody(clientID, group string, topics ...string) []byte {
 	subs := []map[string]any{}
 	for _, tp := range append(topics, rocketmqtest.RetryTopic(group)) {
 		subs = append(subs, map[string]any{"topic": tp, "subString": "*", "tagsSet": []string{}, "codeSet": []string{}, "subVersion": 1, "expressionType": "TAG"})
 	}
-	body, _ := json.Marshal(map[string]any{
+	body, err := json.Marshal(map[string]any{
 		"clientID":        clientID,
 		"producerDataSet": []any{},
 		"consumerDataSet": []any{map[string]any{
@@ -54,9 +61,10 @@ func heartbeat(t testing.TB, c *remoting.Conn, clientID, group string, topics ..
 			"consumeFromWhere": "CONSUME_FROM_LAST_OFFSET", "subscriptionDataSet": subs, "unitMode": false,
 		}},
 	})
-	if r := rawInvoke(t, c, remoting.HeartBeat, nil, body); r.Code != remoting.Success {
-		t.Fatalf("heartbeat: %v", r)
+	if err != nil {
+		panic(err) // maps of strings always marshal
 	}
+	return body
 }
 
 func consumerList(t testing.TB, c *remoting.Conn, group string) (int16, []string, string) {
@@ -525,6 +533,13 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative delay", rocketmqtest.WithDelayLevels(-time.Second)},
 		{"empty cluster", rocketmqtest.WithClusterName("")},
 		{"zero expiry", rocketmqtest.WithChannelExpiry(0)},
+		{"zero idle timeout", rocketmqtest.WithIdleTimeout(0)},
+		{"frame bound below one frame", rocketmqtest.WithFrameBytesInFlight(rocketmqtest.MinFrameBytesInFlight - 1)},
+		{"negative retention", rocketmqtest.WithRetention(-1, 0)},
+		{"name server address without port", rocketmqtest.WithNameServerAddr("127.0.0.1")},
+		{"name server host name", rocketmqtest.WithNameServerAddr("localhost:0")},
+		{"bad broker port", rocketmqtest.WithBrokerAddrs("127.0.0.1:http-nope")},
+		{"more broker addresses than brokers", rocketmqtest.WithBrokerAddrs("127.0.0.1:0", "127.0.0.1:0")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if s, err := rocketmqtest.Run(tc.opt); err == nil {

@@ -17,11 +17,14 @@ const (
 )
 
 const (
-	// maxPullBatch caps maxMsgNums, as the broker's maxTransferCountOnMessageInMemory.
-	maxPullBatch = 32 * 1024
-	// maxPullBytes caps one pull response (maxTransferBytesOnMessageInMemory is 256 KiB;
-	// a larger cap costs nothing in memory and saves round trips).
-	maxPullBytes = 4 << 20
+	// maxPullBatch caps the messages of one pull whatever maxMsgNums asks:
+	// the broker's maxTransferCountOnMessageInMemory. A consumer with
+	// WithPullBatchSize(100) gets 32 at a time from a real broker, so it
+	// does here.
+	maxPullBatch = 32
+	// maxPullBytes caps one pull response: maxTransferBytesOnMessageInMemory.
+	// The first message is always returned, however large.
+	maxPullBytes = 256 << 10
 	// maxSuspend caps a held pull whatever the client asks for.
 	maxSuspend = 60 * time.Second
 )
@@ -127,7 +130,7 @@ func (b *broker) forgetWaiter(h pullHeader, w *pullWaiter) {
 	if t == nil || h.queueID >= len(t.queues) {
 		return
 	}
-	q := t.queues[h.queueID]
+	q := &t.queues[h.queueID]
 	for i, x := range q.waiters {
 		if x == w {
 			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
@@ -159,10 +162,10 @@ func (b *broker) pull(req *remoting.Command, h pullHeader, first bool) (*remotin
 		b.commitOffsetLocked(h.group, h.topic, h.queueID, h.commitOffset)
 	}
 	tags := b.tagFilterLocked(h)
-	q := t.queues[h.queueID]
-	maxOff := int64(len(q.msgs))
+	q := &t.queues[h.queueID]
+	maxOff := q.maxOffset()
 	resp := remoting.NewResponse(req, remoting.Success, "")
-	resp.ExtFields["minOffset"] = "0"
+	resp.ExtFields["minOffset"] = strconv.FormatInt(q.min, 10)
 	resp.ExtFields["maxOffset"] = strconv.FormatInt(maxOff, 10)
 	resp.ExtFields["suggestWhichBrokerId"] = "0"
 	next := h.offset
@@ -175,9 +178,12 @@ func (b *broker) pull(req *remoting.Command, h pullHeader, first bool) (*remotin
 		} else {
 			resp.Code = remoting.PullNotFound
 		}
-	case h.offset < 0:
-		// OFFSET_TOO_SMALL
-		next, resp.Code = 0, remoting.PullOffsetMoved
+	case h.offset < q.min:
+		// OFFSET_TOO_SMALL: retention deleted what the consumer asks for;
+		// a master moves it to the min offset. The v2.1.2 push consumer
+		// then waits 10 s, stores that offset and re-pulls from it after
+		// its next rebalance.
+		next, resp.Code = q.min, remoting.PullOffsetMoved
 	case h.offset == maxOff:
 		// OFFSET_OVERFLOW_ONE
 		resp.Code = remoting.PullNotFound
@@ -189,8 +195,8 @@ func (b *broker) pull(req *remoting.Command, h pullHeader, first bool) (*remotin
 		n := 0
 		i := h.offset
 		for ; i < maxOff && n < h.maxNums; i++ {
-			s := q.msgs[i]
-			if tags != nil && !tags[s.tags] {
+			s := q.at(i)
+			if tags != nil && !tags[string(s.tags())] {
 				continue
 			}
 			if n > 0 && len(body)+len(s.data) > maxPullBytes {

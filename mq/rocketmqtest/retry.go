@@ -33,17 +33,17 @@ func (b *broker) handleSendBack(c *conn, req *remoting.Command) *remoting.Comman
 	if !b.subGroups[group] {
 		return remoting.NewResponse(req, 26, fmt.Sprintf("subscription group not exist, %s", group))
 	}
-	orig := b.byPhys[phys]
-	if orig == nil {
+	orig, ok := b.findPhysLocked(phys, ext(req, "originTopic"), retryPrefix+group)
+	if !ok {
 		return remoting.NewResponse(req, remoting.SystemError, fmt.Sprintf("look message by offset failed, %d", phys))
 	}
-	m := orig.message
+	m := orig.message()
 	if property(m.props, propRetryTopic) == "" {
 		m.props = withProperty(m.props, propRetryTopic, m.topic)
 	}
 	m.props = withProperty(m.props, propWait, "false")
 	if property(m.props, propOriginMsgID) == "" {
-		m.props = withProperty(m.props, propOriginMsgID, offsetMsgID(b.storeHost, orig.physOffset))
+		m.props = withProperty(m.props, propOriginMsgID, offsetMsgID(b.storeHost, phys))
 	}
 	if int64(m.reconsumeTimes) >= maxTimes || level < 0 {
 		m.topic = dlqPrefix + group

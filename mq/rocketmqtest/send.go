@@ -149,21 +149,21 @@ func (b *broker) handleSend(c *conn, req *remoting.Command) *remoting.Command {
 		return remoting.NewResponse(req, remoting.SystemError, fmt.Sprintf("request queueId[%d] is illegal, %s, Producer: %s", qid, h.topic, c.remoteAddr()))
 	}
 	ids := make([]string, 0, len(msgs))
-	var first *stored
+	first := int64(-1)
 	for _, m := range msgs {
 		m.queueID = qid
-		s := b.putLocked(m, !h.batch)
-		if first == nil {
-			first = s
+		qoff, phys := b.putLocked(m, !h.batch)
+		if first < 0 {
+			first = qoff
 		}
-		ids = append(ids, offsetMsgID(b.storeHost, s.physOffset))
+		ids = append(ids, offsetMsgID(b.storeHost, phys))
 	}
 	b.mu.Unlock()
 
 	resp := remoting.NewResponse(req, remoting.Success, "")
 	resp.ExtFields["msgId"] = strings.Join(ids, ",")
 	resp.ExtFields["queueId"] = strconv.Itoa(qid)
-	resp.ExtFields["queueOffset"] = strconv.FormatInt(first.queueOffset, 10)
+	resp.ExtFields["queueOffset"] = strconv.FormatInt(first, 10)
 	resp.ExtFields[propMsgRegion] = "DefaultRegion"
 	resp.ExtFields[propTraceSwitch] = "true"
 	return resp

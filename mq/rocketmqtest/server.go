@@ -12,7 +12,7 @@ import (
 
 // Server is a running name server with its brokers.
 type Server struct {
-	cfg     config
+	cfg     *config // built once by Run; a pointer keeps Server in a small size class
 	ns      *endpoint
 	brokers []*broker
 
@@ -20,8 +20,13 @@ type Server struct {
 
 	faultsMu sync.RWMutex
 	faults   map[RequestCode]Fault
+	// clientFaults are faults for one client ID only.
+	clientFaults map[string]map[RequestCode]Fault
 
 	nextOpaque atomic.Int32 // opaque of the server's own requests (notifications)
+	notified   atomic.Int64 // NOTIFY_CONSUMER_IDS_CHANGED sent, for tests
+
+	frames *remoting.Limiter // bytes of partly received frames, all connections
 
 	closing   atomic.Bool
 	closeOnce sync.Once
@@ -40,13 +45,19 @@ func Run(opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, faults: map[RequestCode]Fault{}, done: make(chan struct{})}
-	var err error
-	if s.ns, err = newEndpoint(s, s.handleNameServer, nil); err != nil {
+	if len(cfg.brokerAddrs) > cfg.brokers {
+		return nil, fmt.Errorf("rocketmqtest: %d broker addresses for %d brokers", len(cfg.brokerAddrs), cfg.brokers)
+	}
+	frames, err := remoting.NewLimiter(cfg.frameBytes)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmqtest: %w", err)
+	}
+	s := &Server{cfg: &cfg, faults: map[RequestCode]Fault{}, done: make(chan struct{}), frames: frames}
+	if s.ns, err = newEndpoint(s, cfg.nsAddr, s.handleNameServer, nil); err != nil {
 		return nil, fmt.Errorf("rocketmqtest: name server: %w", err)
 	}
 	for i := range cfg.brokers {
-		b, err := newBroker(s, brokerName(i))
+		b, err := newBroker(s, brokerName(i), cfg.brokerAddr(i))
 		if err != nil {
 			s.ns.ln.Close()
 			for _, b := range s.brokers {
@@ -129,7 +140,7 @@ func (s *Server) dispatch(c *conn, req *remoting.Command) (resp *remoting.Comman
 		n, _ = s.requests.LoadOrStore(RequestCode(req.Code), new(atomic.Int64))
 	}
 	n.(*atomic.Int64).Add(1)
-	if f, ok := s.fault(RequestCode(req.Code)); ok {
+	if f, ok := s.fault(c.id(), RequestCode(req.Code)); ok {
 		switch {
 		case f.Close:
 			c.close()

@@ -1,6 +1,7 @@
 package rocketmqtest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"hash/crc32"
@@ -61,22 +62,64 @@ type topic struct {
 	write   int
 	perm    int
 	sysFlag int
-	queues  []*queue
+	queues  []queue // one allocation per topic; never hold a *queue across b.mu
 }
 
 func newTopic(name string, queues, perm int) *topic {
 	t := &topic{name: name, read: queues, write: queues, perm: perm}
-	t.queues = make([]*queue, queues)
-	for i := range t.queues {
-		t.queues[i] = &queue{}
-	}
+	t.queues = make([]queue, queues)
 	return t
 }
 
-// queue is one consume queue; a message's queue offset is its index.
+// queue is one consume queue. msgs[i] has queue offset min+i: retention
+// drops messages from the front and moves min up, as the real broker's file
+// deletion moves a queue's min offset.
 type queue struct {
-	msgs    []*stored
+	min     int64
+	msgs    []stored
+	bytes   int64 // sum of len(data) over msgs, for retention by bytes
 	waiters []*pullWaiter
+}
+
+// maxOffset is the offset the next message gets.
+func (q *queue) maxOffset() int64 { return q.min + int64(len(q.msgs)) }
+
+// at returns the message at a queue offset in [min, maxOffset).
+func (q *queue) at(off int64) stored { return q.msgs[off-q.min] }
+
+// retain drops the oldest messages while the queue holds more than msgs
+// messages or bytes bytes (0: no limit), keeping at least the newest one.
+// Dropped entries are zeroed so that their bytes can be collected.
+func (q *queue) retain(msgs int, bytes int64) {
+	drop := 0
+	for drop < len(q.msgs)-1 &&
+		((msgs > 0 && len(q.msgs)-drop > msgs) || (bytes > 0 && q.bytes > bytes)) {
+		q.bytes -= int64(len(q.msgs[drop].data))
+		q.msgs[drop] = stored{}
+		drop++
+	}
+	if drop > 0 {
+		q.msgs = q.msgs[drop:]
+		q.min += int64(drop)
+	}
+}
+
+// physIndex returns the index in msgs of the message at commit log offset
+// phys, or -1. Commit log offsets grow with queue offsets within a queue.
+func (q *queue) physIndex(phys int64) int {
+	lo, hi := 0, len(q.msgs)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if q.msgs[mid].physOffset() < phys {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < len(q.msgs) && q.msgs[lo].physOffset() == phys {
+		return lo
+	}
+	return -1
 }
 
 // message is a message on its way into the store.
@@ -92,34 +135,84 @@ type message struct {
 	reconsumeTimes int32
 }
 
-// stored is a message in the store, kept both parsed and in the exact bytes
-// a pull returns.
+// stored is a message in the store: only the exact bytes a pull returns.
+// Everything else (offsets, store time, tags) is read back from them, so
+// that a stored message costs its encoding and a slice header, and nothing
+// the request that brought it in allocated stays reachable.
 type stored struct {
-	message
-	queueOffset int64
-	physOffset  int64
-	storeTime   int64 // ms
-	tags        string
-	data        []byte
+	data []byte
 }
 
-// encode lays the message out as MessageDecoder.encode does and
-// primitive.DecodeMessage reads it.
-func (m *stored) encode(storeHost [8]byte) {
+// Offsets of fixed fields in the stored layout (MessageDecoder.encode).
+const (
+	posQueueID    = 12
+	posFlag       = 16
+	posPhysOffset = 28
+	posSysFlag    = 36
+	posBornTime   = 40
+	posBornHost   = 48
+	posStoreTime  = 56
+	posReconsume  = 72
+	posBodyLen    = 84
+	posBody       = 88
+)
+
+func (s stored) physOffset() int64 { return int64(binary.BigEndian.Uint64(s.data[posPhysOffset:])) }
+func (s stored) storeTime() int64  { return int64(binary.BigEndian.Uint64(s.data[posStoreTime:])) }
+
+// sections returns the body, topic and properties.
+func (s stored) sections() (body, topic, props []byte) {
+	bl := int(binary.BigEndian.Uint32(s.data[posBodyLen:]))
+	body = s.data[posBody : posBody+bl]
+	rest := s.data[posBody+bl:]
+	tl := int(rest[0])
+	topic = rest[1 : 1+tl]
+	rest = rest[1+tl:]
+	pl := int(binary.BigEndian.Uint16(rest))
+	return body, topic, rest[2 : 2+pl]
+}
+
+// tags returns the TAGS property without allocating.
+func (s stored) tags() []byte {
+	_, _, props := s.sections()
+	return propertyBytes(props, propTags)
+}
+
+// message decodes the stored message back, for a send-back or a delayed
+// delivery; its body aliases s.data.
+func (s stored) message() message {
+	body, topic, props := s.sections()
+	m := message{
+		topic:          string(topic),
+		queueID:        int(int32(binary.BigEndian.Uint32(s.data[posQueueID:]))),
+		flag:           int32(binary.BigEndian.Uint32(s.data[posFlag:])),
+		sysFlag:        int32(binary.BigEndian.Uint32(s.data[posSysFlag:])),
+		body:           body,
+		props:          string(props),
+		bornTimestamp:  int64(binary.BigEndian.Uint64(s.data[posBornTime:])),
+		reconsumeTimes: int32(binary.BigEndian.Uint32(s.data[posReconsume:])),
+	}
+	copy(m.bornHost[:], s.data[posBornHost:])
+	return m
+}
+
+// encodeStored lays the message out as MessageDecoder.encode does and
+// primitive.DecodeMessage reads it, in one allocation of the exact size.
+func encodeStored(m message, queueOffset, physOffset, storeTime int64, storeHost [8]byte) stored {
 	props := m.props
-	size := 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 4 + len(m.body) + 1 + len(m.topic) + 2 + len(props)
+	size := posBody + len(m.body) + 1 + len(m.topic) + 2 + len(props)
 	b := make([]byte, 0, size)
 	b = binary.BigEndian.AppendUint32(b, uint32(size))
 	b = binary.BigEndian.AppendUint32(b, messageMagicCode)
 	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(m.body)&0x7fffffff)
 	b = binary.BigEndian.AppendUint32(b, uint32(m.queueID))
 	b = binary.BigEndian.AppendUint32(b, uint32(m.flag))
-	b = binary.BigEndian.AppendUint64(b, uint64(m.queueOffset))
-	b = binary.BigEndian.AppendUint64(b, uint64(m.physOffset))
+	b = binary.BigEndian.AppendUint64(b, uint64(queueOffset))
+	b = binary.BigEndian.AppendUint64(b, uint64(physOffset))
 	b = binary.BigEndian.AppendUint32(b, uint32(m.sysFlag))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.bornTimestamp))
 	b = append(b, m.bornHost[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(m.storeTime))
+	b = binary.BigEndian.AppendUint64(b, uint64(storeTime))
 	b = append(b, storeHost[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(m.reconsumeTimes))
 	b = binary.BigEndian.AppendUint64(b, 0) // prepared transaction offset
@@ -129,7 +222,7 @@ func (m *stored) encode(storeHost [8]byte) {
 	b = append(b, m.topic...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(props)))
 	b = append(b, props...)
-	m.data = b
+	return stored{data: b}
 }
 
 // offsetMsgID is the message ID a broker hands out: store host and commit
@@ -169,6 +262,22 @@ func property(props, key string) string {
 		}
 	}
 	return ""
+}
+
+// propertyBytes is property on the stored bytes.
+func propertyBytes(props []byte, key string) []byte {
+	for len(props) > 0 {
+		item := props
+		if i := bytes.IndexByte(props, propertySep); i >= 0 {
+			item, props = props[:i], props[i+1:]
+		} else {
+			props = nil
+		}
+		if i := bytes.IndexByte(item, nameValueSep); i >= 0 && string(item[:i]) == key {
+			return item[i+1:]
+		}
+	}
+	return nil
 }
 
 // parseProperties splits a wire properties string, keeping the order.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -24,19 +25,97 @@ const maxHeaderSize = 1<<24 - 1
 // from is out of sync and must be closed.
 var ErrMalformed = errors.New("remoting: malformed frame")
 
-// Reader reads commands from a stream of frames.
+// firstChunk is what a frame's buffer starts with: heartbeats, pulls and
+// most sends fit, so they are read into one exact allocation; a longer frame
+// grows as its bytes arrive, never on the word of its length prefix alone.
+// readBufSize is the stream's read buffer. Both are what one connection
+// costs at least, so they are kept small: frames longer than the buffer
+// are read around it, straight into their own.
+const (
+	firstChunk  = 16 << 10
+	readBufSize = 16 << 10
+)
+
+// ErrOverLimit reports a frame the shared [Limiter] has no room for. The
+// stream is left mid-frame and must be closed.
+var ErrOverLimit = errors.New("remoting: frame bytes in flight over the limit")
+
+// Limiter bounds the memory that partly received frames hold across every
+// [Reader] sharing it: a server with one Limiter cannot be made to hold more
+// than its limit, plus 16 KiB per connection, by peers that announce long
+// frames and send them slowly, or not at all. The first 16 KiB of a frame
+// are counted but never refused, so short frames always get through. It is
+// safe for concurrent use.
+type Limiter struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewLimiter returns a Limiter of maxBytes, which must be at least
+// DefaultMaxFrameSize so that one frame of the largest size always fits.
+func NewLimiter(maxBytes int64) (*Limiter, error) {
+	if maxBytes < DefaultMaxFrameSize {
+		return nil, fmt.Errorf("remoting: limiter of %d bytes is below one frame of %d", maxBytes, DefaultMaxFrameSize)
+	}
+	return &Limiter{max: maxBytes}, nil
+}
+
+// InFlight returns the bytes partly received frames hold now.
+func (l *Limiter) InFlight() int64 { return l.used.Load() }
+
+// acquire takes n bytes. A forced acquire always succeeds: the first chunk
+// of a frame is never refused, so that peers filling the limiter with long
+// frames cannot stop the short ones every client sends.
+func (l *Limiter) acquire(n int64, force bool) bool {
+	if force {
+		l.used.Add(n)
+		return true
+	}
+	for {
+		used := l.used.Load()
+		if used+n > l.max {
+			return false
+		}
+		if l.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+func (l *Limiter) release(n int64) { l.used.Add(-n) }
+
+// ReaderOption configures NewReader.
+type ReaderOption func(*Reader)
+
+// WithLimiter makes the Reader take the buffer of every frame it reads from
+// l while the frame arrives, and fail with ErrOverLimit when l is full. A nil
+// l is no limit.
+func WithLimiter(l *Limiter) ReaderOption {
+	return func(r *Reader) { r.lim = l }
+}
+
+// Reader reads commands from a stream of frames. The memory one frame takes
+// grows with the bytes that arrived (at most twice them, at least 16 KiB),
+// up to the frame size limit.
 type Reader struct {
 	r   *bufio.Reader
 	max int
+	lim *Limiter
 }
 
 // NewReader returns a Reader that rejects frames longer than maxFrameSize
 // bytes (DefaultMaxFrameSize if maxFrameSize <= 0).
-func NewReader(r io.Reader, maxFrameSize int) *Reader {
+func NewReader(r io.Reader, maxFrameSize int, opts ...ReaderOption) *Reader {
 	if maxFrameSize <= 0 {
 		maxFrameSize = DefaultMaxFrameSize
 	}
-	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: maxFrameSize}
+	rd := &Reader{r: bufio.NewReaderSize(r, readBufSize), max: maxFrameSize}
+	for _, o := range opts {
+		if o != nil {
+			o(rd)
+		}
+	}
+	return rd
 }
 
 // Read returns the next command. An error other than io.EOF leaves the
@@ -50,14 +129,49 @@ func (r *Reader) Read() (*Command, error) {
 	if n < 4 || n > int64(r.max) {
 		return nil, fmt.Errorf("%w: frame length %d outside [4, %d]", ErrMalformed, n, r.max)
 	}
-	frame := make([]byte, n)
-	if _, err := io.ReadFull(r.r, frame); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
+	frame, err := r.readFrame(int(n))
+	if err != nil {
 		return nil, err
 	}
 	return Decode(frame)
+}
+
+// readFrame reads n bytes into a buffer that doubles as they arrive. The
+// limiter holds the buffer's capacity until the frame is complete: from then
+// on the caller owns the bytes and works on them before reading the next.
+func (r *Reader) readFrame(n int) ([]byte, error) {
+	var held int64
+	if r.lim != nil {
+		defer func() { r.lim.release(held) }()
+	}
+	grow := func(buf []byte) ([]byte, error) {
+		c := min(max(2*cap(buf), firstChunk), n)
+		if r.lim != nil {
+			if !r.lim.acquire(int64(c-cap(buf)), c <= firstChunk) {
+				return nil, fmt.Errorf("%w: a frame of %d bytes with %d received", ErrOverLimit, n, len(buf))
+			}
+			held += int64(c - cap(buf))
+		}
+		return append(make([]byte, 0, c), buf...), nil
+	}
+	var buf []byte
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			var err error
+			if buf, err = grow(buf); err != nil {
+				return nil, err
+			}
+		}
+		m, err := r.r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // Decode decodes one frame without its leading 4-byte total length. The

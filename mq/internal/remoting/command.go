@@ -49,9 +49,10 @@ type Command struct {
 }
 
 // ProtocolVersion is the version this package puts on its commands: the
-// version code of RocketMQ 4.9.4 (MQVersion.Version.V4_9_4.ordinal()), the
-// broker rocketmq-client-go v2.1.2 is measured against.
-const ProtocolVersion = 402
+// version code of RocketMQ 4.9.4 (MQVersion.Version.V4_9_4.ordinal() is
+// 401; 402 is 4.9.5-SNAPSHOT), the broker rocketmq-client-go v2.1.2 is
+// measured against.
+const ProtocolVersion = 401
 
 // NewRequest returns a request command. ext may be nil.
 func NewRequest(code int16, ext map[string]string, body []byte) *Command {
