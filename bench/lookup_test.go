@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/bytedance/gopkg/cloud/metainfo"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/taglane/taglane/tagctx"
+)
+
+// depth is how many unrelated values sit above the tag in every lookup
+// benchmark: a request context after a few middlewares.
+const depth = 10
+
+type layerKey int
+
+func layer(ctx context.Context) context.Context {
+	for i := range depth {
+		ctx = context.WithValue(ctx, layerKey(i), i)
+	}
+	return ctx
+}
+
+// metainfoKey is the key metainfo's HTTP and RPC codecs give header
+// rpc-persist-x-tag: upper case, underscores.
+const metainfoKey = "X_TAG"
+
+var (
+	sinkTag    tagctx.Tag
+	sinkString string
+	sinkBool   bool
+)
+
+// BenchmarkLookup reads the tag of a context that holds it under ten
+// unrelated values: taglane's From, metainfo's GetPersistentValue, and
+// context.Value of a plain string as the floor any context-carried value
+// pays.
+func BenchmarkLookup(b *testing.B) {
+	b.Run("taglane", func(b *testing.B) {
+		ctx := layer(tagctx.With(context.Background(), tagctx.MustParse("feature-x")))
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkTag = tagctx.From(ctx)
+		}
+	})
+	b.Run("metainfo", func(b *testing.B) {
+		ctx := layer(metainfo.WithPersistentValue(context.Background(), metainfoKey, "feature-x"))
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkString, sinkBool = metainfo.GetPersistentValue(ctx, metainfoKey)
+		}
+	})
+	b.Run("context-value", func(b *testing.B) {
+		type k struct{}
+		ctx := layer(context.WithValue(context.Background(), k{}, "feature-x"))
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkString, sinkBool = ctx.Value(k{}).(string)
+		}
+	})
+	// The node-tag fallback: no decision in the context, so the walk goes
+	// to the root and Effective returns the node tag.
+	b.Run("taglane-effective-untagged", func(b *testing.B) {
+		ctx := layer(context.Background())
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkTag = tagctx.Effective(ctx)
+		}
+	})
+	b.Run("metainfo-absent", func(b *testing.B) {
+		ctx := layer(context.Background())
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkString, sinkBool = metainfo.GetPersistentValue(ctx, metainfoKey)
+		}
+	})
+}
+
+// The headers each side's own injector writes for a call tagged feature-x,
+// as they arrive at the next service (canonical keys, as net/http makes
+// them), with two more baggage members and the usual request headers.
+func taglaneInbound() http.Header {
+	return http.Header{
+		"Accept":          {"*/*"},
+		"User-Agent":      {"Go-http-client/1.1"},
+		"Accept-Encoding": {"gzip"},
+		"X-Tag":           {"feature-x"},
+		"Baggage":         {"userId=alice,x-tag=feature-x,serverNode=DF%2028"},
+	}
+}
+
+func metainfoInbound() http.Header {
+	return http.Header{
+		"Accept":            {"*/*"},
+		"User-Agent":        {"Go-http-client/1.1"},
+		"Accept-Encoding":   {"gzip"},
+		"Rpc-Persist-X-Tag": {"feature-x"},
+		"Baggage":           {"userId=alice,serverNode=DF%2028"},
+	}
+}
+
+func otelInbound() http.Header {
+	return http.Header{
+		"Accept":          {"*/*"},
+		"User-Agent":      {"Go-http-client/1.1"},
+		"Accept-Encoding": {"gzip"},
+		"Baggage":         {"userId=alice,x-tag=feature-x,serverNode=DF%2028"},
+	}
+}
+
+var sinkHeader http.Header
+
+// BenchmarkHeaderRoundTrip is what a service does with the tag per request
+// it serves and forwards: extract it from the inbound headers into the
+// request context, then inject it into the fresh headers of an outgoing
+// request. taglane's Propagator against metainfo's FromHTTPHeader and
+// ToHTTPHeader, each reading the headers its own injector writes.
+func BenchmarkHeaderRoundTrip(b *testing.B) {
+	b.Run("taglane", func(b *testing.B) {
+		in, p := propagation.HeaderCarrier(taglaneInbound()), tagctx.Propagator{}
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx := p.Extract(context.Background(), in)
+			out := http.Header{}
+			p.Inject(ctx, propagation.HeaderCarrier(out))
+			sinkHeader = out
+		}
+	})
+	b.Run("metainfo", func(b *testing.B) {
+		in := metainfo.HTTPHeader(metainfoInbound())
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx := metainfo.FromHTTPHeader(context.Background(), in)
+			out := http.Header{}
+			metainfo.ToHTTPHeader(ctx, metainfo.HTTPHeader(out))
+			sinkHeader = out
+		}
+	})
+}
+
+// BenchmarkExtract takes the tag from inbound headers and reads it back
+// from the context: taglane's Propagator against OpenTelemetry's baggage
+// propagator (which parses every member) on the same baggage header.
+func BenchmarkExtract(b *testing.B) {
+	b.Run("taglane", func(b *testing.B) {
+		in, p := propagation.HeaderCarrier(taglaneInbound()), tagctx.Propagator{}
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkTag = tagctx.From(p.Extract(context.Background(), in))
+		}
+	})
+	b.Run("otel-baggage", func(b *testing.B) {
+		in, p := propagation.HeaderCarrier(otelInbound()), propagation.Baggage{}
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkString = baggage.FromContext(p.Extract(context.Background(), in)).Member("x-tag").Value()
+		}
+	})
+}
+
+// BenchmarkInject writes the tag of a tagged context into an outgoing
+// request's headers: taglane (header and baggage member) against
+// OpenTelemetry's baggage propagator holding the same single member.
+func BenchmarkInject(b *testing.B) {
+	b.Run("taglane", func(b *testing.B) {
+		ctx, p := tagctx.With(context.Background(), tagctx.MustParse("feature-x")), tagctx.Propagator{}
+		h := http.Header{}
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(h)
+			p.Inject(ctx, propagation.HeaderCarrier(h))
+		}
+	})
+	b.Run("otel-baggage", func(b *testing.B) {
+		ctx, p := otelTagged(b), propagation.Baggage{}
+		h := http.Header{}
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(h)
+			p.Inject(ctx, propagation.HeaderCarrier(h))
+		}
+	})
+}
+
+// otelTagged is a context whose OpenTelemetry baggage holds x-tag=feature-x.
+func otelTagged(tb testing.TB) context.Context {
+	m, err := baggage.NewMemberRaw("x-tag", "feature-x")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bag, err := baggage.New(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return baggage.ContextWithBaggage(context.Background(), bag)
+}
