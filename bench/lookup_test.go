@@ -209,21 +209,21 @@ func BenchmarkLookupPaired(b *testing.B) {
 	type k struct{}
 	cv := layer(context.WithValue(context.Background(), k{}, "feature-x"))
 	b.ReportAllocs()
-	paired(b, block, []string{"metainfo", "taglane", "context-value"}, []func(){
-		func() {
+	paired(b, block, []side{
+		{"metainfo", -1, func() {
 			for range block {
 				sinkString, sinkBool = metainfo.GetPersistentValue(mi, metainfoKey)
 			}
-		},
-		func() {
+		}},
+		{"taglane", 0, func() {
 			for range block {
 				sinkTag = tagctx.From(tl)
 			}
-		},
-		func() {
+		}},
+		{"context-value", 0, func() {
 			for range block {
 				sinkString, sinkBool = cv.Value(k{}).(string)
 			}
-		},
+		}},
 	})
 }

@@ -6,19 +6,28 @@ import (
 	"time"
 )
 
+// side is one contestant of a paired benchmark: its name, the index of
+// the side it is compared with (-1 for none) and one block of its work.
+type side struct {
+	name string
+	vs   int
+	run  func()
+}
+
 // paired runs the sides in alternating blocks, one block of each per
 // round, the order rotating from round to round, and reports per side the
-// median block time divided by per (the operations in a block), and per
-// side after the first its median ratio to the first side in percent.
+// median block time divided by per (the operations in a block) and, when
+// it has a side to compare with, its median ratio to that side's block of
+// the same round, in percent.
 //
 // On a shared machine the speed drifts by more than the differences to be
 // seen, between consecutive benchmarks and within one; blocks a few
 // milliseconds apart see the same drift, and the median drops the rounds
 // a burst of load hit.
-func paired(b *testing.B, per int, names []string, sides []func()) {
+func paired(b *testing.B, per int, sides []side) {
 	b.Helper()
-	for _, f := range sides { // warm up caches, connections, pools
-		f()
+	for _, s := range sides { // warm up caches, connections, pools
+		s.run()
 	}
 	times := make([][]float64, len(sides))
 	ratios := make([][]float64, len(sides))
@@ -28,19 +37,21 @@ func paired(b *testing.B, per int, names []string, sides []func()) {
 		for k := range sides {
 			i := (k + round) % len(sides)
 			start := time.Now()
-			sides[i]()
+			sides[i].run()
 			d[i] = time.Since(start)
 		}
-		for i := range sides {
+		for i, s := range sides {
 			times[i] = append(times[i], float64(d[i])/float64(per))
-			ratios[i] = append(ratios[i], float64(d[i])/float64(d[0]))
+			if s.vs >= 0 {
+				ratios[i] = append(ratios[i], float64(d[i])/float64(d[s.vs]))
+			}
 		}
 		round++
 	}
-	for i, name := range names {
-		b.ReportMetric(median(times[i]), name+"-ns/op")
-		if i > 0 {
-			b.ReportMetric(100*median(ratios[i]), name+"-%-of-"+names[0])
+	for i, s := range sides {
+		b.ReportMetric(median(times[i]), s.name+"-ns/op")
+		if s.vs >= 0 {
+			b.ReportMetric(100*median(ratios[i]), s.name+"-%-of-"+sides[s.vs].name)
 		}
 	}
 }
