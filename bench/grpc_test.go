@@ -137,24 +137,46 @@ func duplex(tb testing.TB, client testpb.TestServiceClient, ctx context.Context)
 	}
 }
 
+// grpcPairs says which case taglane's is set beside: untagged taglane
+// beside plain gRPC, tagged taglane beside plain gRPC sending the same
+// metadata and beside otelgrpc propagating baggage.
+var grpcPairs = []struct{ peer, taglane string }{
+	{"plain", "taglane-untagged"},
+	{"plain-tag-metadata", "taglane-tagged"},
+	{"otelgrpc-baggage", "taglane-tagged"},
+}
+
+var grpcKinds = []struct {
+	name string
+	call func(testing.TB, testpb.TestServiceClient, context.Context)
+}{{"unary", unary}, {"stream", duplex}}
+
 // BenchmarkGRPC is one call over loopback TCP per op, each contestant on
-// its own server and connection, run one after the other: compare within
-// one run only, and read BenchmarkGRPCPaired for the percentages.
+// its own server and connection, run one after the other: benchstat over
+// several counts tells a difference from noise only when it is larger
+// than the drift between runs; BenchmarkGRPCPaired measures the small
+// ones.
 func BenchmarkGRPC(b *testing.B) {
-	for _, kind := range []struct {
-		name string
-		call func(testing.TB, testpb.TestServiceClient, context.Context)
-	}{{"unary", unary}, {"stream", duplex}} {
-		for _, c := range grpcCases(b) {
-			b.Run(kind.name+"/"+c.name, func(b *testing.B) {
-				client := dial(b, c, &service{})
-				kind.call(b, client, c.ctx) // connect
-				b.ReportAllocs()
-				for b.Loop() {
-					kind.call(b, client, c.ctx)
-				}
-			})
+	cases := map[string]grpcCase{}
+	for _, c := range grpcCases(b) {
+		cases[c.name] = c
+	}
+	run := func(c grpcCase, call func(testing.TB, testpb.TestServiceClient, context.Context)) func(*testing.B) {
+		return func(b *testing.B) {
+			client := dial(b, c, &service{})
+			call(b, client, c.ctx) // connect
+			b.ReportAllocs()
+			for b.Loop() {
+				call(b, client, c.ctx)
+			}
 		}
+	}
+	for _, kind := range grpcKinds {
+		b.Run("kind="+kind.name, func(b *testing.B) {
+			for _, p := range grpcPairs {
+				vs(b, p.peer, run(cases[p.peer], kind.call), run(cases[p.taglane], kind.call))
+			}
+		})
 	}
 }
 
@@ -163,11 +185,8 @@ func BenchmarkGRPC(b *testing.B) {
 // taglane and otelgrpc against plain gRPC sending the same metadata.
 func BenchmarkGRPCPaired(b *testing.B) {
 	const block = 64
-	for _, kind := range []struct {
-		name string
-		call func(testing.TB, testpb.TestServiceClient, context.Context)
-	}{{"unary", unary}, {"stream", duplex}} {
-		b.Run(kind.name, func(b *testing.B) {
+	for _, kind := range grpcKinds {
+		b.Run("kind="+kind.name, func(b *testing.B) {
 			var sides []side
 			for _, c := range grpcCases(b) {
 				client := dial(b, c, &service{})

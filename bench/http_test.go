@@ -44,29 +44,23 @@ func otelBaggageOnly() otelhttp.Option {
 // (no network, a writer that discards): the bare handler reading the
 // header itself, httpmw, and otelhttp's handler propagating baggage.
 func BenchmarkHTTPMiddleware(b *testing.B) {
-	cases := []struct {
-		name   string
-		h      http.Handler
-		header http.Header
-	}{
-		{"bare", bareHandler, taglaneInbound()},
-		{"httpmw", httpmw.Handler(taglaneHandler), taglaneInbound()},
-		{"otelhttp-baggage", otelhttp.NewHandler(otelHandler, "serve", otelBaggageOnly()), otelInbound()},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
+	serve := func(h http.Handler, header http.Header) func(*testing.B) {
+		return func(b *testing.B) {
 			req, err := http.NewRequest(http.MethodGet, "http://svc.test/orders", nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			req.Header, req.RemoteAddr = c.header, "127.0.0.1:40000"
+			req.Header, req.RemoteAddr = header, "127.0.0.1:40000"
 			w := nopWriter{h: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
-				c.h.ServeHTTP(w, req)
+				h.ServeHTTP(w, req)
 			}
-		})
+		}
 	}
+	taglane := serve(httpmw.Handler(taglaneHandler), taglaneInbound())
+	vs(b, "bare", serve(bareHandler, taglaneInbound()), taglane)
+	vs(b, "otelhttp-baggage", serve(otelhttp.NewHandler(otelHandler, "serve", otelBaggageOnly()), otelInbound()), taglane)
 }
 
 type nopTransport struct{ resp *http.Response }
@@ -90,33 +84,26 @@ func (t bareTagTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // httpmw's transport and otelhttp's transport propagating baggage.
 func BenchmarkHTTPTransport(b *testing.B) {
 	base := nopTransport{resp: &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}}
-	tagged := tagctx.With(context.Background(), tagctx.MustParse("feature-x"))
-	cases := []struct {
-		name string
-		rt   http.RoundTripper
-		ctx  context.Context
-	}{
-		{"bare", bareTagTransport{base}, context.Background()},
-		{"httpmw", httpmw.Transport(base), tagged},
-		{"otelhttp-baggage", otelhttp.NewTransport(base, otelBaggageOnly()), otelTagged(b)},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			req, err := http.NewRequestWithContext(c.ctx, http.MethodGet, "http://stock.test/check", nil)
+	send := func(rt http.RoundTripper, ctx context.Context) func(*testing.B) {
+		return func(b *testing.B) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://stock.test/check", nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			req.Header.Set("Accept", "*/*")
 			b.ReportAllocs()
 			for b.Loop() {
-				resp, err := c.rt.RoundTrip(req)
+				resp, err := rt.RoundTrip(req)
 				if err != nil {
 					b.Fatal(err)
 				}
 				resp.Body.Close()
 			}
-		})
+		}
 	}
+	taglane := send(httpmw.Transport(base), tagctx.With(context.Background(), tagctx.MustParse("feature-x")))
+	vs(b, "bare", send(bareTagTransport{base}, context.Background()), taglane)
+	vs(b, "otelhttp-baggage", send(otelhttp.NewTransport(base, otelBaggageOnly()), otelTagged(b)), taglane)
 }
 
 // httpHop is one side of a full HTTP hop over loopback: a server with the

@@ -36,46 +36,43 @@ var (
 )
 
 // BenchmarkLookup reads the tag of a context that holds it under ten
-// unrelated values: taglane's From, metainfo's GetPersistentValue, and
-// context.Value of a plain string as the floor any context-carried value
-// pays.
+// unrelated values: taglane's From against metainfo's GetPersistentValue,
+// and against context.Value of a plain string, the floor any
+// context-carried value pays; then a context with no tag, where taglane's
+// Effective falls back to the node tag and metainfo finds nothing.
 func BenchmarkLookup(b *testing.B) {
-	b.Run("taglane", func(b *testing.B) {
-		ctx := layer(tagctx.With(context.Background(), tagctx.MustParse("feature-x")))
+	tagged := layer(tagctx.With(context.Background(), tagctx.MustParse("feature-x")))
+	from := func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			sinkTag = tagctx.From(ctx)
+			sinkTag = tagctx.From(tagged)
 		}
-	})
-	b.Run("metainfo", func(b *testing.B) {
+	}
+	vs(b, "metainfo", func(b *testing.B) {
 		ctx := layer(metainfo.WithPersistentValue(context.Background(), metainfoKey, "feature-x"))
 		b.ReportAllocs()
 		for b.Loop() {
 			sinkString, sinkBool = metainfo.GetPersistentValue(ctx, metainfoKey)
 		}
-	})
-	b.Run("context-value", func(b *testing.B) {
+	}, from)
+	vs(b, "context-value", func(b *testing.B) {
 		type k struct{}
 		ctx := layer(context.WithValue(context.Background(), k{}, "feature-x"))
 		b.ReportAllocs()
 		for b.Loop() {
 			sinkString, sinkBool = ctx.Value(k{}).(string)
 		}
-	})
-	// The node-tag fallback: no decision in the context, so the walk goes
-	// to the root and Effective returns the node tag.
-	b.Run("taglane-effective-untagged", func(b *testing.B) {
-		ctx := layer(context.Background())
+	}, from)
+	untagged := layer(context.Background())
+	vs(b, "metainfo-absent", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			sinkTag = tagctx.Effective(ctx)
+			sinkString, sinkBool = metainfo.GetPersistentValue(untagged, metainfoKey)
 		}
-	})
-	b.Run("metainfo-absent", func(b *testing.B) {
-		ctx := layer(context.Background())
+	}, func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			sinkString, sinkBool = metainfo.GetPersistentValue(ctx, metainfoKey)
+			sinkTag = tagctx.Effective(untagged)
 		}
 	})
 }
@@ -120,7 +117,16 @@ var sinkHeader http.Header
 // request. taglane's Propagator against metainfo's FromHTTPHeader and
 // ToHTTPHeader, each reading the headers its own injector writes.
 func BenchmarkHeaderRoundTrip(b *testing.B) {
-	b.Run("taglane", func(b *testing.B) {
+	vs(b, "metainfo", func(b *testing.B) {
+		in := metainfo.HTTPHeader(metainfoInbound())
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx := metainfo.FromHTTPHeader(context.Background(), in)
+			out := http.Header{}
+			metainfo.ToHTTPHeader(ctx, metainfo.HTTPHeader(out))
+			sinkHeader = out
+		}
+	}, func(b *testing.B) {
 		in, p := propagation.HeaderCarrier(taglaneInbound()), tagctx.Propagator{}
 		b.ReportAllocs()
 		for b.Loop() {
@@ -130,34 +136,23 @@ func BenchmarkHeaderRoundTrip(b *testing.B) {
 			sinkHeader = out
 		}
 	})
-	b.Run("metainfo", func(b *testing.B) {
-		in := metainfo.HTTPHeader(metainfoInbound())
-		b.ReportAllocs()
-		for b.Loop() {
-			ctx := metainfo.FromHTTPHeader(context.Background(), in)
-			out := http.Header{}
-			metainfo.ToHTTPHeader(ctx, metainfo.HTTPHeader(out))
-			sinkHeader = out
-		}
-	})
 }
 
 // BenchmarkExtract takes the tag from inbound headers and reads it back
 // from the context: taglane's Propagator against OpenTelemetry's baggage
 // propagator (which parses every member) on the same baggage header.
 func BenchmarkExtract(b *testing.B) {
-	b.Run("taglane", func(b *testing.B) {
-		in, p := propagation.HeaderCarrier(taglaneInbound()), tagctx.Propagator{}
-		b.ReportAllocs()
-		for b.Loop() {
-			sinkTag = tagctx.From(p.Extract(context.Background(), in))
-		}
-	})
-	b.Run("otel-baggage", func(b *testing.B) {
+	vs(b, "otel-baggage", func(b *testing.B) {
 		in, p := propagation.HeaderCarrier(otelInbound()), propagation.Baggage{}
 		b.ReportAllocs()
 		for b.Loop() {
 			sinkString = baggage.FromContext(p.Extract(context.Background(), in)).Member("x-tag").Value()
+		}
+	}, func(b *testing.B) {
+		in, p := propagation.HeaderCarrier(taglaneInbound()), tagctx.Propagator{}
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkTag = tagctx.From(p.Extract(context.Background(), in))
 		}
 	})
 }
@@ -166,17 +161,16 @@ func BenchmarkExtract(b *testing.B) {
 // request's headers: taglane (header and baggage member) against
 // OpenTelemetry's baggage propagator holding the same single member.
 func BenchmarkInject(b *testing.B) {
-	b.Run("taglane", func(b *testing.B) {
-		ctx, p := tagctx.With(context.Background(), tagctx.MustParse("feature-x")), tagctx.Propagator{}
+	vs(b, "otel-baggage", func(b *testing.B) {
+		ctx, p := otelTagged(b), propagation.Baggage{}
 		h := http.Header{}
 		b.ReportAllocs()
 		for b.Loop() {
 			clear(h)
 			p.Inject(ctx, propagation.HeaderCarrier(h))
 		}
-	})
-	b.Run("otel-baggage", func(b *testing.B) {
-		ctx, p := otelTagged(b), propagation.Baggage{}
+	}, func(b *testing.B) {
+		ctx, p := tagctx.With(context.Background(), tagctx.MustParse("feature-x")), tagctx.Propagator{}
 		h := http.Header{}
 		b.ReportAllocs()
 		for b.Loop() {

@@ -6,6 +6,15 @@ import (
 	"time"
 )
 
+// vs runs the peer's benchmark and taglane's as sub-benchmarks
+// vs=<peer>/side=peer and vs=<peer>/side=taglane, so that
+// benchstat -col /side sets them side by side, one row per peer, with
+// taglane's difference and its p-value (run.sh).
+func vs(b *testing.B, peer string, peerRun, taglaneRun func(*testing.B)) {
+	b.Run("vs="+peer+"/side=peer", peerRun)
+	b.Run("vs="+peer+"/side=taglane", taglaneRun)
+}
+
 // side is one contestant of a paired benchmark: its name, the index of
 // the side it is compared with (-1 for none) and one block of its work.
 type side struct {
