@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/hooks"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
@@ -76,6 +77,14 @@ var workNames = []string{"none", "peek", "log"}
 // rebalance) both pay.
 func consumeAll(tb testing.TB, kind string, n, work int, preloaded func()) time.Duration {
 	tb.Helper()
+	return drain(tb, kind, n, work, preloaded, nil, nil)
+}
+
+// drain is consumeAll with, for the plain consumer, extra client options
+// and a wrapper around the handler (BenchmarkMQGoroutineWork).
+func drain(tb testing.TB, kind string, n, work int, preloaded func(),
+	plainOpts []consumer.Option, wrap func(mq.Handler) mq.Handler) time.Duration {
+	tb.Helper()
 	s := rocketmqtest.RunT(tb)
 	const topic = "bench"
 	if err := s.CreateTopic(topic, 4); err != nil {
@@ -108,15 +117,19 @@ func consumeAll(tb testing.TB, kind string, n, work int, preloaded func()) time.
 	var shutdown func() error
 	switch kind {
 	case "plain":
-		c, err := rocketmq.NewPushConsumer(
+		c, err := rocketmq.NewPushConsumer(append([]consumer.Option{
 			consumer.WithNameServer([]string{s.NameServer()}),
 			consumer.WithGroupName("plain"),
 			consumer.WithInstance(instance("plain")),
-		)
+		}, plainOpts...)...)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if err := c.Subscribe(topic, consumer.MessageSelector{}, h); err != nil {
+		var ph mq.Handler = h
+		if wrap != nil {
+			ph = wrap(ph)
+		}
+		if err := c.Subscribe(topic, consumer.MessageSelector{}, ph); err != nil {
 			tb.Fatal(err)
 		}
 		if err := c.Start(); err != nil {
@@ -198,6 +211,87 @@ func BenchmarkMQConsumePaired(b *testing.B) {
 			b.ReportMetric(median(stable), "stable-msgs/s")
 			b.ReportMetric(100*median(ratios), "stable-%-of-plain")
 		})
+	}
+}
+
+// BenchmarkMQGoroutineWork measures, on the plain client with a no-op
+// handler, what work costs when it runs on the goroutine
+// rocketmq-client-go v2.1.2 starts for every message
+// (consumeMessageConcurrently: a fresh goroutine, 2 KiB stack, the
+// client's frames already on it) against the same work done on the pull
+// goroutine by a consumer.WithFilterMessageHook, which runs in
+// processPullResult before the messages reach the process queue:
+//
+//   - with: the handler gets its context through tagctx.WithUntagged (the
+//     one allocation every lane-aware delivery makes);
+//   - decide: the handler reads the x-tag property, parses it and puts the
+//     tag in the context: the stable consumer's per-message work;
+//   - hook-decide: a filter hook reads and parses the property of each
+//     pulled message on the pull goroutine; the handler only puts the tag
+//     in the context.
+//
+// Each line is the median ratio to noop over alternating rounds of 10,000
+// messages.
+func BenchmarkMQGoroutineWork(b *testing.B) {
+	rocketmqtest.SkipIfClientRaces(b)
+	const n, rounds = 10_000, 2
+	withTag := func(next mq.Handler) mq.Handler {
+		return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			return next(tagctx.WithUntagged(ctx), msgs...)
+		}
+	}
+	decide := func(next mq.Handler) mq.Handler {
+		return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			t, _ := tagctx.Parse(msgs[0].GetProperty("x-tag"))
+			return next(tagctx.With(ctx, t), msgs...)
+		}
+	}
+	var parsed atomic.Int64
+	hook := consumer.WithFilterMessageHook([]hooks.FilterMessageHook{func(fc *hooks.FilterMessageContext) ([]*primitive.MessageExt, error) {
+		for _, m := range fc.Msg {
+			if t, err := tagctx.Parse(m.GetProperty("x-tag")); err == nil && !t.IsZero() {
+				parsed.Add(1)
+			}
+		}
+		return fc.Msg, nil
+	}})
+	variants := []struct {
+		name string
+		opts []consumer.Option
+		wrap func(mq.Handler) mq.Handler
+	}{
+		{"noop", nil, nil},
+		{"with", nil, withTag},
+		{"decide", nil, decide},
+		{"hook-decide", []consumer.Option{hook}, withTag},
+	}
+	b.Run("vs=noop", func(b *testing.B) {
+		times := make([][]float64, len(variants))
+		ratios := make([][]float64, len(variants))
+		round := 0
+		for b.Loop() {
+			for range rounds {
+				d := make([]time.Duration, len(variants))
+				for k := range variants {
+					i := (k + round) % len(variants)
+					d[i] = drain(b, "plain", n, workNone, nil, variants[i].opts, variants[i].wrap)
+				}
+				for i := range variants {
+					times[i] = append(times[i], n/d[i].Seconds())
+					ratios[i] = append(ratios[i], d[0].Seconds()/d[i].Seconds())
+				}
+				round++
+			}
+		}
+		for i, v := range variants {
+			b.ReportMetric(median(times[i]), v.name+"-msgs/s")
+			if i > 0 {
+				b.ReportMetric(100*median(ratios[i]), v.name+"-%-of-noop")
+			}
+		}
+	})
+	if parsed.Load() == 0 {
+		b.Error("the filter hook never saw a tagged message")
 	}
 }
 
