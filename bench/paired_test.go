@@ -27,7 +27,10 @@ type side struct {
 // round, the order rotating from round to round, and reports per side the
 // median block time divided by per (the operations in a block) and, when
 // it has a side to compare with, its median ratio to that side's block of
-// the same round, in percent.
+// the same round, in percent. Where the process CPU time can be read, it
+// reports the same for CPU time (cpu-ns/op, cpu-%-of-): the CPU the
+// process spent on the block, client and server alike, which waiting for
+// a core that other processes hold does not inflate.
 //
 // On a shared machine the speed drifts by more than the differences to be
 // seen, between consecutive benchmarks and within one; blocks a few
@@ -38,29 +41,44 @@ func paired(b *testing.B, per int, sides []side) {
 	for _, s := range sides { // warm up caches, connections, pools
 		s.run()
 	}
-	times := make([][]float64, len(sides))
-	ratios := make([][]float64, len(sides))
-	d := make([]time.Duration, len(sides))
+	_, haveCPU := cpuTime()
+	n := len(sides)
+	wall, cpu := make([][]float64, n), make([][]float64, n)
+	wallRatio, cpuRatio := make([][]float64, n), make([][]float64, n)
+	d, c := make([]time.Duration, n), make([]time.Duration, n)
 	round := 0
 	for b.Loop() {
 		for k := range sides {
-			i := (k + round) % len(sides)
+			i := (k + round) % n
+			c0, _ := cpuTime()
 			start := time.Now()
 			sides[i].run()
 			d[i] = time.Since(start)
+			c1, _ := cpuTime()
+			c[i] = c1 - c0
 		}
 		for i, s := range sides {
-			times[i] = append(times[i], float64(d[i])/float64(per))
+			wall[i] = append(wall[i], float64(d[i])/float64(per))
+			cpu[i] = append(cpu[i], float64(c[i])/float64(per))
 			if s.vs >= 0 {
-				ratios[i] = append(ratios[i], float64(d[i])/float64(d[s.vs]))
+				wallRatio[i] = append(wallRatio[i], float64(d[i])/float64(d[s.vs]))
+				if c[s.vs] > 0 {
+					cpuRatio[i] = append(cpuRatio[i], float64(c[i])/float64(c[s.vs]))
+				}
 			}
 		}
 		round++
 	}
 	for i, s := range sides {
-		b.ReportMetric(median(times[i]), s.name+"-ns/op")
+		b.ReportMetric(median(wall[i]), s.name+"-ns/op")
+		if haveCPU {
+			b.ReportMetric(median(cpu[i]), s.name+"-cpu-ns/op")
+		}
 		if s.vs >= 0 {
-			b.ReportMetric(100*median(ratios[i]), s.name+"-%-of-"+sides[s.vs].name)
+			b.ReportMetric(100*median(wallRatio[i]), s.name+"-%-of-"+sides[s.vs].name)
+			if haveCPU && len(cpuRatio[i]) > 0 {
+				b.ReportMetric(100*median(cpuRatio[i]), s.name+"-cpu-%-of-"+sides[s.vs].name)
+			}
 		}
 	}
 }
