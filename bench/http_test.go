@@ -63,9 +63,14 @@ func BenchmarkHTTPMiddleware(b *testing.B) {
 	vs(b, "otelhttp-baggage", serve(otelhttp.NewHandler(otelHandler, "serve", otelBaggageOnly()), otelInbound()), taglane)
 }
 
-type nopTransport struct{ resp *http.Response }
+// nopTransport answers at once with a fresh response: otelhttp's
+// transport wraps the response's body in place, so a shared response
+// would grow a chain of wrappers that every later Close walks.
+type nopTransport struct{}
 
-func (t nopTransport) RoundTrip(*http.Request) (*http.Response, error) { return t.resp, nil }
+func (nopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+}
 
 // bareTagTransport is the floor of the transport's job: copy the request
 // (a RoundTripper must not change the caller's) and set the two headers a
@@ -83,7 +88,7 @@ func (t bareTagTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // transport onto a base that answers at once: the bare copy-and-set,
 // httpmw's transport and otelhttp's transport propagating baggage.
 func BenchmarkHTTPTransport(b *testing.B) {
-	base := nopTransport{resp: &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}}
+	base := nopTransport{}
 	send := func(rt http.RoundTripper, ctx context.Context) func(*testing.B) {
 		return func(b *testing.B) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://stock.test/check", nil)
