@@ -86,3 +86,27 @@ func TestWithAllocs(t *testing.T) {
 }
 
 var sinkCtx context.Context
+
+// FuzzWithFrom checks that every valid tag, whatever slot of the shared
+// decision table it lands in and whatever it evicts, comes back from
+// From exactly, and that an earlier tag's context keeps its own.
+func FuzzWithFrom(f *testing.F) {
+	for _, s := range []string{"a", "feature-x", "lane-1", "0123456789abcdef0", strings.Repeat("z", MaxLen)} {
+		f.Add(s, "feature-x")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ta, errA := Parse(a)
+		tb, errB := Parse(b)
+		if errA != nil || errB != nil {
+			return
+		}
+		ca := With(context.Background(), ta)
+		cb := With(ca, tb)
+		if got := From(ca); got != ta {
+			t.Fatalf("From(With(%q)) = %q", ta, got)
+		}
+		if got := From(cb); got != tb {
+			t.Fatalf("From(With(With(%q), %q)) = %q", ta, tb, got)
+		}
+	})
+}
