@@ -15,8 +15,7 @@ out=${OUT:-results/latest.txt}
 benchstat=(go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da)
 
 mkdir -p "$(dirname "$out")"
-go test -run '^$' -bench "$bench" -benchmem -count "$count" -timeout 120m . |
-	grep -v '^time=' >"$out" # rocketmq-client-go's log lines
+go test -run '^$' -bench "$bench" -benchmem -count "$count" -timeout 120m . >"$out"
 echo "== taglane beside each peer: median ± 95% interval; 'vs base' is taglane against the peer"
 "${benchstat[@]}" -col /side -filter '/side:(peer OR taglane)' "$out"
 echo
