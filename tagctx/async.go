@@ -91,7 +91,7 @@ func (s Snapshot) Apply(ctx context.Context) context.Context {
 		if _, ok := Lookup(ctx); !ok {
 			return ctx
 		}
-		return &tagCtx{Context: ctx}
+		return withoutDecision(ctx)
 	}
 	return With(ctx, s.tag)
 }
