@@ -306,4 +306,3 @@ func (svc *httpService) wait(ctx context.Context, d time.Duration) (*table, erro
 		return nil, fmt.Errorf("discovery: service %q: no state from the registry within %v: %w", svc.name, d, ErrNoInstance)
 	}
 }
-

@@ -135,4 +135,3 @@ func TestRegisterInvalid(t *testing.T) {
 	}
 	r.Close(ctx)
 }
-
