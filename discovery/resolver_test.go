@@ -135,3 +135,5 @@ func TestRegisterInvalid(t *testing.T) {
 	}
 	r.Close(ctx)
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
