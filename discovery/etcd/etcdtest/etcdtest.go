@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 )
 
 // MinTTL is the shortest lease TTL the server grants, in seconds. The
@@ -24,12 +25,12 @@ const MinTTL = 1
 
 // Server is an embedded single-member etcd.
 type Server struct {
-	mu       sync.Mutex
-	dir      string
-	ownDir   bool
-	client   string // host:port
-	peer     string
-	e        *embed.Etcd
+	mu     sync.Mutex
+	dir    string
+	ownDir bool
+	client string // host:port
+	peer   string
+	e      *embed.Etcd
 }
 
 // Start starts a server with a data directory of its own (removed by
@@ -91,7 +92,8 @@ func (s *Server) Restart() error {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.TickMs, cfg.ElectionMs = 10, 100
-	cfg.LogLevel = "error"
+	// etcd logs its own shutdown as errors: quiet, since Stop is routine here.
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.UnsafeNoFsync = true // a test server: speed over durability
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
