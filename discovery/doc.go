@@ -1,7 +1,8 @@
 // Package discovery lets lane instances register their node tag in a
-// registry and lets gRPC and HTTP clients route by lane from it: "B' and
-// B'' register their tag when they start; A discovers B, B' and B'' with
-// their tags and picks by the traffic tag".
+// registry and lets gRPC and HTTP clients route by lane from it: the lane
+// instances of service B register their tag when they start; service A
+// discovers B's stable and lane instances with their tags and picks one by
+// the traffic tag of each call.
 //
 //	reg := discovery.NewMemory() // or etcd.New(client) from github.com/taglane/taglane/discovery/etcd
 //
