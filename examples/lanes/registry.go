@@ -42,8 +42,8 @@ const (
 type registry struct {
 	server   *etcdtest.Server // nil with -etcd
 	endpoint string
-	reg      *etcd.Registry  // the callers' view
-	cli      *clientv3.Client // the callers' client
+	reg      *etcd.Registry              // the callers' view
+	cli      *clientv3.Client            // the callers' client
 	procs    map[string]*clientv3.Client // instance -> its own client, as its own process would have
 	http     *http.Transport
 }
