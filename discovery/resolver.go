@@ -135,15 +135,13 @@ func keepLanes(js string, lanes Lanes) (string, bool, error) {
 type TagFunc func(resolver.Endpoint) (tagctx.Tag, error)
 
 // TagAttribute returns a TagFunc that reads the value of key from the
-// endpoint's attributes, else from its first address's attributes or
-// balancer attributes: a tagctx.Tag or a string (parsed).
+// endpoint's attributes, else from its first address's attributes: a
+// tagctx.Tag or a string (parsed).
 func TagAttribute(key any) TagFunc {
 	return func(ep resolver.Endpoint) (tagctx.Tag, error) {
 		v := ep.Attributes.Value(key)
 		if v == nil && len(ep.Addresses) > 0 {
-			if v = ep.Addresses[0].Attributes.Value(key); v == nil {
-				v = ep.Addresses[0].BalancerAttributes.Value(key)
-			}
+			v = ep.Addresses[0].Attributes.Value(key)
 		}
 		return tagValue(v)
 	}

@@ -99,7 +99,6 @@ func TestWrapInvalidTag(t *testing.T) {
 	s1 := lanetest.StartNode(t, "s1", tagctx.Tag{})
 	bad := lanetest.StartNode(t, "bad", tagctx.Tag{})
 	r := manual.NewBuilderWithScheme("md")
-	//lint:ignore SA1019 the address Metadata field is what such resolvers fill
 	r.InitialState(resolver.State{Addresses: []resolver.Address{
 		{Addr: s1.GRPCAddr},
 		{Addr: bad.GRPCAddr, Metadata: map[string]any{"tag": "Not A Tag!"}},
