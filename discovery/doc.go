@@ -47,8 +47,10 @@
 // config from the resolver replaces the channel's default one, so with
 // NewResolver the rpc.WithParents and rpc.WithFallback given to
 // rpc.DialOptions do not route: give them to WithLanes (or store them in
-// the registry). Servers still classify a hop served by a parent from
-// their own rpc.WithParents.
+// the registry). Servers classify a hop served by a parent lane with
+// rpc.WithParents, or with the registry's chains when given
+// rpc.WithParentsFrom(view.Parents) of a WatchLanes view, so a chain
+// stored at runtime is not reported as a misroute by the servers.
 //
 // # Balancer safety
 //

@@ -137,3 +137,40 @@ func TestRegisterInvalid(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestServerLaneView: a server that follows the registry's lane
+// definitions (WatchLanes, rpc.WithParentsFrom) proves a hop of lane a2
+// served by its parent a a fallback, not a misroute, as soon as the chain
+// is stored, without a restart.
+func TestServerLaneView(t *testing.T) {
+	ctx := testCtx(t)
+	reg := discovery.NewMemory()
+	view, err := discovery.WatchLanes(reg, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+	s1 := lanetest.StartNode(t, "s1", tagctx.Tag{})
+	a1 := lanetest.StartNode(t, "a1", mustTag("a"), rpc.WithParentsFrom(view.Parents))
+	register(t, reg, s1)
+	register(t, reg, a1)
+	gc := grpcClient(t, reg)
+	hc := httpClient(t, reg)
+	a2 := mustTag("a2")
+	if err := reg.SetLanes(ctx, discovery.Lanes{Parents: map[tagctx.Tag][]tagctx.Tag{a2: {mustTag("a")}}}); err != nil {
+		t.Fatal(err)
+	}
+	lanetest.Eventually(t, "the server's view has the chain", func() error {
+		if _, ok := view.Parents(a2); !ok {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	served(t, ctx, gc, hc, "a2", "a1")
+	if got := a1.Routes()[tagctx.RouteMisroute]; got != 0 {
+		t.Fatalf("a1 proved %d hops of lane a2 misroutes, want fallbacks", got)
+	}
+	if got := a1.Routes()[tagctx.RouteFallback]; got == 0 {
+		t.Fatal("a1 proved no fallback")
+	}
+}

@@ -34,6 +34,20 @@ type Node struct {
 	grpcSrv *grpc.Server
 	httpSrv *http.Server
 	once    sync.Once
+
+	mu     sync.Mutex
+	routes map[tagctx.Route]int // gRPC route proofs
+}
+
+// Routes returns how many gRPC calls the node proved of each route.
+func (n *Node) Routes() map[tagctx.Route]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := make(map[tagctx.Route]int, len(n.routes))
+	for r, c := range n.routes {
+		m[r] = c
+	}
+	return m
 }
 
 type service struct {
@@ -46,7 +60,8 @@ func (s service) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testp
 }
 
 // StartNode starts a node; it stops at the end of the test, or at Stop.
-func StartNode(t testing.TB, name string, tag tagctx.Tag) *Node {
+// opts are added to its gRPC server's options.
+func StartNode(t testing.TB, name string, tag tagctx.Tag, opts ...rpc.Option) *Node {
 	t.Helper()
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,7 +72,13 @@ func StartNode(t testing.TB, name string, tag tagctx.Tag) *Node {
 		t.Fatal(err)
 	}
 	n := &Node{Name: name, Tag: tag, GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String()}
-	n.grpcSrv = grpc.NewServer(rpc.ServerOptions(rpc.WithNode(tag))...)
+	n.routes = make(map[tagctx.Route]int)
+	opts = append([]rpc.Option{rpc.WithNode(tag), rpc.WithObserver(func(_ context.Context, o tagctx.Observation) {
+		n.mu.Lock()
+		n.routes[o.Route]++
+		n.mu.Unlock()
+	})}, opts...)
+	n.grpcSrv = grpc.NewServer(rpc.ServerOptions(opts...)...)
 	testpb.RegisterTestServiceServer(n.grpcSrv, service{n: n})
 	n.httpSrv = &http.Server{
 		Handler: httpmw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
