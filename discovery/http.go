@@ -76,6 +76,14 @@ func NewTransport(reg Registry, services []string, opts ...Option) (*Transport, 
 	return tr, nil
 }
 
+// CloseIdleConnections closes the base RoundTripper's idle connections,
+// when it has such a method, as http.Client.CloseIdleConnections expects.
+func (tr *Transport) CloseIdleConnections() {
+	if c, ok := tr.o.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // Close stops watching the registry. Requests in flight finish.
 func (tr *Transport) Close() {
 	for _, svc := range tr.services {
