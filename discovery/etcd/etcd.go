@@ -19,9 +19,9 @@
 // are the other string members. So a service that registers with etcd's
 // endpoints.Manager joins the lanes by adding "x-tag" to its Metadata, and
 // etcd's naming resolver still reads every key this package writes.
-// (That resolver drops Metadata, so it cannot see tags: wrap it with
-// discovery.Wrap and a TagFunc that looks tags up, or use this package's
-// registry with discovery.NewResolver.)
+// (That resolver, as of v3.7.3, drops Metadata, so it cannot see tags:
+// wrap it with discovery.Wrap and TagLookup, which reads them from the
+// same keys, or use this package's registry with discovery.NewResolver.)
 //
 // Lane definitions are one key, "taglane.lanes" under the prefix, holding
 // the JSON discovery.ParseLanes reads. It has no '/', so it never falls
