@@ -86,7 +86,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // request of each and the routed overhead in percent.
 func BenchmarkRoutingOverhead(b *testing.B) {
 	plain, routed, plainReq, routedReq := benchClients(b)
-	const block = 200
+	const block = 50
 	var ps, rs []float64
 	run := func(c *http.Client, req *http.Request) float64 {
 		start := time.Now()

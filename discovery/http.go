@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -260,10 +261,12 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, fmt.Errorf("discovery: service %q: %d attempts failed: %w", svc.name, attempts, lastErr)
 			}
 			addr := g.addrs[(start+uint32(i))%uint32(n)]
-			out := *req
-			u := *req.URL
-			u.Host = addr
-			out.URL = &u
+			// The caller's request is not changed: a copy goes out, its URL
+			// copied in the same allocation.
+			rr := &routed{r: *req, u: *req.URL}
+			rr.u.Host = addr
+			out := &rr.r
+			out.URL = &rr.u
 			if out.Host == "" {
 				out.Host = svc.name // the service name, not the instance's address
 			}
@@ -275,7 +278,7 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				out.Body = body
 			}
 			attempts++
-			resp, err := tr.o.base.RoundTrip(&out)
+			resp, err := tr.o.base.RoundTrip(out)
 			if err == nil {
 				return resp, nil
 			}
@@ -287,6 +290,12 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return nil, fmt.Errorf("discovery: service %q: every instance of the chain is unreachable: %w", svc.name, lastErr)
+}
+
+// routed is a request sent to an instance and its URL.
+type routed struct {
+	r http.Request
+	u url.URL
 }
 
 func closeBody(req *http.Request) {
