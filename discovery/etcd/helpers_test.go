@@ -102,8 +102,11 @@ func startProcess(t testing.TB, s *etcdtest.Server, name, tag string) *process {
 // stop is a graceful stop: deregister, then stop serving.
 func (p *process) stop() error {
 	var err error
+	// Bounded: after a failed test etcd may be down, and Revoke waits for it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	for _, r := range p.regs {
-		if e := r.Close(context.Background()); e != nil && err == nil {
+		if e := r.Close(ctx); e != nil && err == nil {
 			err = e
 		}
 	}
