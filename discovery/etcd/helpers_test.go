@@ -76,14 +76,14 @@ type process struct {
 	regs []discovery.Registration
 }
 
-func startProcess(t testing.TB, s *etcdtest.Server, name, tag string) *process {
+func startProcess(t testing.TB, s *etcdtest.Server, name, tag string, opts ...etcd.Option) *process {
 	t.Helper()
 	var tg tagctx.Tag
 	if tag != "" {
 		tg = tagctx.MustParse(tag)
 	}
 	p := &process{Node: lanetest.StartNode(t, name, tg), cli: newClient(t, s)}
-	reg := newRegistry(t, p.cli)
+	reg := newRegistry(t, p.cli, opts...)
 	ctx := testCtx(t)
 	for _, inst := range []discovery.Instance{
 		{Service: svc, Addr: p.GRPCAddr, Tag: tg},
