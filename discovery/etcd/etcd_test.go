@@ -33,7 +33,8 @@ func TestLifecycle(t *testing.T) {
 	reg := newRegistry(t, cli)
 	startProcess(t, srv, "s1", "")
 	a1 := startProcess(t, srv, "a1", "a")
-	b1 := startProcess(t, srv, "b1", "b")
+	// Renewed every TTL/3: the lease outlives the check right after the crash.
+	b1 := startProcess(t, srv, "b1", "b", etcd.WithTTL(2*ttl))
 	gc, hc := grpcClient(t, reg), httpClient(t, reg)
 
 	served(t, ctx, gc, hc, "a", "a1")
@@ -61,7 +62,7 @@ func TestLifecycle(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("crashed instance gone %v after the crash (TTL %v from its last renewal)", time.Since(crashed), ttl)
+	t.Logf("crashed instance gone %v after the crash (TTL %v from its last renewal)", time.Since(crashed), 2*ttl)
 	served(t, ctx, gc, hc, "b", "s1")
 
 	// Lane definitions in etcd: the next calls follow the new chain.
