@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/endpointsharding"
@@ -28,6 +29,14 @@ import (
 //
 //	{"loadBalancingConfig":[{"taglane_lanes":{"fallback":"stable"}}]}
 const Name = "taglane_lanes"
+
+// StartupWait bounds how long, after a channel's first resolver update,
+// a call whose chain has no endpoint at all waits instead of failing. A
+// resolver may publish a service's instances in several updates (lane
+// instances before stable ones, say): the first calls must not fail with
+// "no endpoint" in between. Calls with an endpoint to go to never wait for
+// it; the wait ends early when an endpoint of the chain arrives.
+const StartupWait = time.Second
 
 func init() {
 	balancer.Register(builder{})
@@ -143,6 +152,15 @@ type lanesBalancer struct {
 	// attempt: a lane instance that is coming up, whose calls should wait
 	// for it (briefly: the attempt ends either way) rather than fall back.
 	settled *resolver.EndpointMap[bool]
+
+	// starting is true from the first resolver update until StartupWait
+	// has passed: pickers built meanwhile queue calls whose chain has no
+	// endpoint instead of failing them. startup fires once; last is what
+	// it rebuilds the picker from.
+	starting bool
+	startup  *time.Timer
+	last     balancer.State
+	closed   bool
 }
 
 func (b *lanesBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
@@ -157,6 +175,10 @@ func (b *lanesBalancer) UpdateClientConnState(s balancer.ClientConnState) error 
 	// which takes mu, while holding its own lock.
 	b.mu.Lock()
 	b.cfg = cfg
+	if b.startup == nil && !b.closed {
+		b.starting = true
+		b.startup = time.AfterFunc(StartupWait, b.endStartup)
+	}
 	b.mu.Unlock()
 	return b.child.UpdateClientConnState(balancer.ClientConnState{
 		// Client side health checks and outlier detection, when configured,
@@ -173,7 +195,27 @@ func (b *lanesBalancer) UpdateSubConnState(balancer.SubConn, balancer.SubConnSta
 
 func (b *lanesBalancer) ExitIdle() { b.child.ExitIdle() }
 
-func (b *lanesBalancer) Close() { b.child.Close() }
+func (b *lanesBalancer) Close() {
+	b.mu.Lock()
+	b.closed = true
+	if b.startup != nil {
+		b.startup.Stop()
+	}
+	b.mu.Unlock()
+	b.child.Close()
+}
+
+// endStartup republishes the picker without the startup wait, so calls
+// queued for a chain that is still empty now fail with their reason.
+func (b *lanesBalancer) endStartup() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.starting = false
+	if b.closed || b.last.Picker == nil {
+		return
+	}
+	b.publishLocked(b.last)
+}
 
 // UpdateState receives endpointsharding's state on every change of any
 // child and rebuilds the tag picker. The channel's connectivity state stays
@@ -187,7 +229,20 @@ func (b *lanesBalancer) UpdateState(s balancer.State) {
 		return
 	}
 	b.mu.Lock()
-	cfg := b.cfg
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.last = s
+	b.publishLocked(s)
+}
+
+// publishLocked builds the tag picker from endpointsharding's state s and
+// hands it to the channel. It holds mu throughout, so the startup timer
+// and child updates publish in order: never an older picker after a newer
+// one. The channel's UpdateState does not call back into the balancer.
+func (b *lanesBalancer) publishLocked(s balancer.State) {
+	children := endpointsharding.ChildStatesFromPicker(s.Picker)
 	// Rebuilt from the current children, so endpoints that left are
 	// forgotten and count as new if they come back.
 	settled := resolver.NewEndpointMap[bool]()
@@ -197,14 +252,14 @@ func (b *lanesBalancer) UpdateState(s balancer.State) {
 		settled.Set(c.Endpoint, was || st == connectivity.Ready || st == connectivity.TransientFailure)
 	}
 	b.settled = settled
-	b.mu.Unlock()
-	b.ClientConn.UpdateState(balancer.State{
-		ConnectivityState: s.ConnectivityState,
-		Picker: newPicker(cfg, children, func(ep resolver.Endpoint) bool {
-			ok, _ := settled.Get(ep)
-			return !ok
-		}),
+	p := newPicker(b.cfg, children, func(ep resolver.Endpoint) bool {
+		ok, _ := settled.Get(ep)
+		return !ok
 	})
+	if b.starting {
+		p.waitForEmpty()
+	}
+	b.ClientConn.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: p})
 }
 
 // group is the READY endpoints of one tag, picked in round robin.
@@ -302,6 +357,21 @@ func newPicker(cfg *lbConfig, children []endpointsharding.ChildState, first func
 	}
 	p.unknown = makePlan(groups, fb)
 	return p
+}
+
+// waitForEmpty makes the plans whose chain has no endpoint at all queue
+// their calls instead of failing them, during the startup wait.
+func (p *picker) waitForEmpty() {
+	wait := func(pl *plan) {
+		if pl.g == nil && !pl.pending && !pl.failing {
+			pl.pending = true
+		}
+	}
+	for _, pl := range p.plans {
+		wait(pl)
+	}
+	wait(p.unknown)
+	wait(p.untagged)
 }
 
 func makePlan(groups map[tagctx.Tag]*groupState, chain []tagctx.Tag) *plan {

@@ -62,7 +62,9 @@
 // is reconnecting; when all the chain's endpoints fail, calls fail with
 // codes.Unavailable (wait-for-ready calls wait, as with round_robin); when
 // the chain has no endpoint at all, they fail at once with
-// codes.Unavailable, wait-for-ready or not. Either message names the tag,
+// codes.Unavailable, wait-for-ready or not; except during the channel's
+// first StartupWait after its first resolver update, when such calls wait
+// (a resolver may publish lane instances before stable ones). Either message names the tag,
 // the policy and the lanes tried.
 //
 // # Proof

@@ -41,6 +41,9 @@ type options struct {
 	nodeSet    bool
 	fallback   Fallback
 	parents    map[tagctx.Tag][]tagctx.Tag
+	// parentsFrom, when set, gives a server lane definitions that change
+	// at runtime; see WithParentsFrom.
+	parentsFrom func(tagctx.Tag) ([]tagctx.Tag, bool)
 }
 
 func newOptions(opts []Option) *options {
@@ -157,4 +160,26 @@ func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
 		}
 		o.parents[lane] = parents
 	}
+}
+
+// WithParentsFrom gives servers parent chains that can change at runtime,
+// such as those stored in a registry (discovery.LaneView.Parents): a hop
+// of lane L served by a parent is classified with the chain f reports for
+// L when it defines one (ok), else with WithParents'. So servers agree
+// with clients about a chain without a restart, and do not report a
+// parent's hop as a misroute. f is called on every tagged call: keep it
+// lock-free and allocation-free. It does not change routing: clients get
+// their chains from their service config.
+func WithParentsFrom(f func(lane tagctx.Tag) (parents []tagctx.Tag, ok bool)) Option {
+	return func(o *options) { o.parentsFrom = f }
+}
+
+// parentsOf is the parent chain of lane a server classifies with.
+func (o *options) parentsOf(lane tagctx.Tag) []tagctx.Tag {
+	if o.parentsFrom != nil {
+		if p, ok := o.parentsFrom(lane); ok {
+			return p
+		}
+	}
+	return o.parents[lane]
 }

@@ -124,7 +124,7 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 	if traffic.IsZero() {
 		route = tagctx.Decide(traffic, node)
 	} else {
-		route = tagctx.Decide(traffic, node, o.parents[traffic]...)
+		route = tagctx.Decide(traffic, node, o.parentsOf(traffic)...)
 	}
 	o.record(ctx, method, traffic, node, route, rejected)
 	return ctx, nil

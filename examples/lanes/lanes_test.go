@@ -43,6 +43,11 @@ func TestDemo(t *testing.T) {
 		"billing@feature-y  traffic=feature-y  node=feature-y  matched",
 		"notifier@feature-x node=feature-x  matched",
 		"stock@stable       traffic=feature-z  node=-          fallback",
+		// The HTTP hop routed through the registry, and the crashed lane
+		// instance's traffic falling back once its lease expired.
+		"pricing   http         pricing@feature-x  traffic=feature-x  node=feature-x  matched",
+		"etcd dropped it",
+		"billing   grpc-stream  billing@stable     traffic=feature-y  node=-          fallback",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q\n%s", want, out.String())

@@ -8,7 +8,7 @@
 // messages, so it can run again and again on the same broker.
 //
 //	go run ./examples/lanes
-//	go run ./examples/lanes -requests 30 -namesrv 127.0.0.1:9876
+//	go run ./examples/lanes -requests 30 -namesrv 127.0.0.1:9876 -etcd 127.0.0.1:2379
 package main
 
 import (
@@ -24,6 +24,7 @@ func main() {
 	var cfg config
 	flag.IntVar(&cfg.Requests, "requests", 12, "requests to send before the lane consumer goes offline (and as many after)")
 	flag.StringVar(&cfg.NameServer, "namesrv", "", "RocketMQ name server address (host:port) to use instead of the embedded broker; the demo creates its topic there")
+	flag.StringVar(&cfg.Etcd, "etcd", "", "etcd address (host:port) to register and discover instances in, instead of an embedded etcd")
 	flag.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "give up waiting for messages after this long")
 	flag.Parse()
 	cfg.Out = os.Stdout

@@ -19,6 +19,7 @@ import (
 type config struct {
 	Requests   int           // per phase
 	NameServer string        // empty: the embedded broker
+	Etcd       string        // host:port; empty: an embedded etcd
 	Timeout    time.Duration // for all messages to be handled
 	Out        io.Writer
 }
@@ -66,6 +67,9 @@ func run(ctx context.Context, cfg config) (summary, error) {
 	defer w.close()
 	out := cfg.Out
 	misroutesBefore := tagctx.Misroutes()
+	if err := w.startRegistry(cfg.Etcd); err != nil {
+		return sum, fmt.Errorf("registry: %w", err)
+	}
 
 	b, err := startBus(ctx, cfg, w)
 	if err != nil {
@@ -73,13 +77,13 @@ func run(ctx context.Context, cfg config) (summary, error) {
 	}
 	defer b.close()
 
-	billing, err := w.startService("billing", func(node tagctx.Tag) *instance {
+	billing, err := w.startService(ctx, "billing", func(node tagctx.Tag) *instance {
 		return &instance{service: "billing", node: node}
 	})
 	if err != nil {
 		return sum, err
 	}
-	stock, err := w.startService("stock", func(node tagctx.Tag) *instance {
+	stock, err := w.startService(ctx, "stock", func(node tagctx.Tag) *instance {
 		return &instance{service: "stock", node: node, next: func(ctx context.Context, t *Trip) (*Trip, error) {
 			return callStream(ctx, billing, t)
 		}}
@@ -87,9 +91,24 @@ func run(ctx context.Context, cfg config) (summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	orders, err := w.startService("orders", func(node tagctx.Tag) *instance {
+	for _, node := range append([]tagctx.Tag{{}}, lookupService("pricing").lanes...) {
+		if _, err := w.serveHTTPService(ctx, "pricing", node); err != nil {
+			return sum, err
+		}
+	}
+	pricing, err := w.httpCaller("pricing")
+	if err != nil {
+		return sum, err
+	}
+	orders, err := w.startService(ctx, "orders", func(node tagctx.Tag) *instance {
 		return &instance{service: "orders", node: node,
-			next:  func(ctx context.Context, t *Trip) (*Trip, error) { return callUnary(ctx, stock, t) },
+			next: func(ctx context.Context, t *Trip) (*Trip, error) {
+				t, err := callUnary(ctx, stock, t)
+				if err != nil {
+					return nil, err
+				}
+				return callHTTP(ctx, pricing, "pricing", t)
+			},
 			after: func(ctx context.Context, t *Trip) error { return b.publish(ctx, t.ID) },
 		}
 	})
@@ -104,7 +123,8 @@ func run(ctx context.Context, cfg config) (summary, error) {
 		return sum, err
 	}
 
-	fmt.Fprintf(out, "taglane demo: gateway %s, services %s\n\n", gateway, describeTopology())
+	fmt.Fprintf(out, "taglane demo: gateway %s, services %s\n", gateway, describeTopology())
+	fmt.Fprintf(out, "registry: %s; every instance registered under a %v lease, every caller resolves there\n\n", w.registry.describe(), leaseTTL)
 	expected := map[int]tagctx.Tag{}
 	// An outside caller: a plain client. httpmw.Transport sends the tag of
 	// its context and would replace the headers set by hand here.
@@ -136,7 +156,12 @@ func run(ctx context.Context, cfg config) (summary, error) {
 			return sum, err
 		}
 	}
-	fmt.Fprintf(out, "\n== phase 2: notifier@feature-x goes offline mid-run\n")
+	fmt.Fprintf(out, "\n== phase 2: billing@feature-y crashes; notifier@feature-x goes offline mid-run\n")
+	took, err := w.crash(ctx, "billing", laneY, w.stops[instanceName("billing", laneY)])
+	if err != nil {
+		return sum, err
+	}
+	fmt.Fprintf(out, "    -- billing@feature-y crashed (lease not revoked); etcd dropped it %.1fs later (lease TTL %v from its last renewal): feature-y falls back to billing@stable --\n", took.Seconds(), leaseTTL)
 	for ; id < 2*cfg.Requests; id++ {
 		if id == cfg.Requests+cfg.Requests/2 {
 			if err := b.stopLane(); err != nil {

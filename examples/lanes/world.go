@@ -10,9 +10,6 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/taglane/taglane/httpmw"
 	"github.com/taglane/taglane/rpc"
@@ -26,12 +23,14 @@ var (
 	laneY = tagctx.MustParse("feature-y")
 
 	// gateway (HTTP) -> orders -> stock -> billing (gRPC; the last hop streams),
-	// and orders publishes to RocketMQ, consumed by notifier.
+	// then orders -> pricing (HTTP, routed through the registry), and orders
+	// publishes to RocketMQ, consumed by notifier.
 	topology = []service{
 		{name: "gateway", lanes: nil},
 		{name: "orders", lanes: []tagctx.Tag{laneX}},
 		{name: "stock", lanes: nil},
 		{name: "billing", lanes: []tagctx.Tag{laneY}},
+		{name: "pricing", lanes: []tagctx.Tag{laneX}},
 		{name: "notifier", lanes: []tagctx.Tag{laneX}},
 	}
 )
@@ -53,6 +52,9 @@ func lookupService(name string) service {
 // expectedNode is the node tag of the instance that must serve traffic
 // tagged t on service s: its lane's instance, else stable.
 func expectedNode(s string, t tagctx.Tag) tagctx.Tag {
+	if isCrashed(s, t) {
+		return tagctx.Tag{} // its lease expired: the lane has no instance any more
+	}
 	if slices.Contains(lookupService(s).lanes, t) {
 		return t
 	}
@@ -152,8 +154,10 @@ func hopOf(ctx context.Context, service string, node tagctx.Tag, via string) Hop
 
 // world is the running demo: servers, connections and what they observed.
 type world struct {
-	ledger  ledger
-	closers []func()
+	ledger   ledger
+	closers  []func()
+	registry *registry
+	stops    map[string]func() // instance name -> stop its server
 }
 
 func (w *world) close() {
@@ -172,31 +176,28 @@ func (w *world) serveGRPC(inst *instance) (string, error) {
 	srv.RegisterService(&hopService, inst)
 	go func() { _ = srv.Serve(lis) }()
 	w.closers = append(w.closers, srv.Stop)
+	if w.stops == nil {
+		w.stops = make(map[string]func())
+	}
+	w.stops[instanceName(inst.service, inst.node)] = srv.Stop
 	return lis.Addr().String(), nil
 }
 
 // startService starts the stable instance and every lane instance of a gRPC
-// service and returns a connection that routes by lane, as a caller of the
-// service would have.
-func (w *world) startService(name string, mk func(node tagctx.Tag) *instance) (*grpc.ClientConn, error) {
+// service, registers each in etcd, and returns a connection that finds
+// them there and routes by lane, as a caller of the service would have.
+func (w *world) startService(ctx context.Context, name string, mk func(node tagctx.Tag) *instance) (*grpc.ClientConn, error) {
 	s := lookupService(name)
-	var eps []resolver.Endpoint
 	for _, node := range append([]tagctx.Tag{{}}, s.lanes...) {
 		addr, err := w.serveGRPC(mk(node))
 		if err != nil {
 			return nil, err
 		}
-		eps = append(eps, rpc.WithEndpointTag(resolver.Endpoint{Addresses: []resolver.Address{{Addr: addr}}}, node))
+		if err := w.register(ctx, name, node, addr); err != nil {
+			return nil, err
+		}
 	}
-	r := manual.NewBuilderWithScheme("demo-" + name)
-	r.InitialState(resolver.State{Endpoints: eps})
-	conn, err := grpc.NewClient(r.Scheme()+":///"+name, append(rpc.DialOptions(),
-		grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, func() { _ = conn.Close() })
-	return conn, nil
+	return w.dial(name)
 }
 
 // serveHTTP starts the gateway on loopback.
