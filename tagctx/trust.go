@@ -41,7 +41,8 @@ func TrustTags(tags ...Tag) Trust {
 	return Trust{kind: trustTags, tags: slices.Clone(tags)}
 }
 
-// TrustNetworks accepts tags only from peers inside one of nets.
+// TrustNetworks accepts tags only from peers inside one of nets. IPv4
+// peers match IPv4 prefixes and IPv4-mapped IPv6 prefixes alike.
 func TrustNetworks(nets ...netip.Prefix) Trust {
 	return Trust{kind: trustNets, nets: slices.Clone(nets)}
 }
@@ -64,9 +65,16 @@ func (t Trust) Check(tag Tag, peer netip.Addr) error {
 		}
 		return fmt.Errorf("tagctx: tag %q %w: not in the trusted list", tag.s, ErrUntrusted)
 	}
+	// netip never matches an IPv4 address against an IPv6 prefix, so an
+	// IPv4 peer is tried in both spellings: plain for 10.0.0.0/8, mapped
+	// for ::ffff:10.0.0.0/104.
 	peer = peer.Unmap()
+	var mapped netip.Addr
+	if peer.Is4() {
+		mapped = netip.AddrFrom16(peer.As16())
+	}
 	for _, n := range t.nets {
-		if n.Contains(peer) {
+		if n.Contains(peer) || mapped.IsValid() && n.Contains(mapped) {
 			return nil
 		}
 	}
