@@ -196,7 +196,7 @@ func trimSpace(s string) string {
 // with an error matching ErrLimit.
 func MergeBaggage(header, key string, t Tag) string {
 	if len(header) > MaxBaggageBytes {
-		reportDropped(header, -1)
+		reportDropped(len(header), -1)
 		if t.IsZero() {
 			return ""
 		}
@@ -214,6 +214,30 @@ func MergeBaggage(header, key string, t Tag) string {
 		}
 	}
 	return rebuild(header, key, t)
+}
+
+// MergeBaggageValues is MergeBaggage for the values of several baggage
+// headers (one list to W3C). The byte limit is checked before they are
+// joined, so hostile input costs no copy.
+func MergeBaggageValues(values []string, key string, t Tag) string {
+	switch len(values) {
+	case 0:
+		return MergeBaggage("", key, t)
+	case 1:
+		return MergeBaggage(values[0], key, t)
+	}
+	total := len(values) - 1
+	for _, v := range values {
+		total += len(v)
+	}
+	if total > MaxBaggageBytes {
+		reportDropped(total, -1)
+		if t.IsZero() {
+			return ""
+		}
+		return member(key, t)
+	}
+	return MergeBaggage(strings.Join(values, ","), key, t)
 }
 
 // rebuild is MergeBaggage's slow path: the member is already there, or
@@ -245,7 +269,7 @@ func rebuild(header, key string, t Tag) string {
 		slots--
 	}
 	if dropped > 0 {
-		reportDropped(header, dropped)
+		reportDropped(len(header), dropped)
 	}
 	if !t.IsZero() {
 		if b.Len() > 0 {
@@ -258,9 +282,9 @@ func rebuild(header, key string, t Tag) string {
 
 // reportDropped tells otel.Handle that baggage was cut to fit the limits;
 // n < 0 means all of it.
-func reportDropped(header string, n int) {
+func reportDropped(size, n int) {
 	if n < 0 {
-		otel.Handle(fmt.Errorf("%w: dropped baggage of %d bytes (limit %d) before writing the tag member", ErrLimit, len(header), MaxBaggageBytes))
+		otel.Handle(fmt.Errorf("%w: dropped baggage of %d bytes (limit %d) before writing the tag member", ErrLimit, size, MaxBaggageBytes))
 		return
 	}
 	otel.Handle(fmt.Errorf("%w: dropped %d baggage members to keep the tag member within %d members and %d bytes", ErrLimit, n, MaxWrittenMembers, MaxBaggageBytes))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/textproto"
-	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -102,17 +101,9 @@ func setOrDelete(carrier propagation.TextMapCarrier, key, v string) {
 // backs both values.
 func InjectHeader(h http.Header, header, key string, t Tag) {
 	existing := h["Baggage"]
-	bag := ""
-	switch len(existing) {
-	case 0:
-	case 1:
-		bag = existing[0]
-	default:
-		bag = strings.Join(existing, ",")
-	}
 	if t.IsZero() {
-		if hasMember(bag, key) || len(bag) > MaxBaggageBytes {
-			if merged := MergeBaggage(bag, key, t); merged != "" {
+		if len(existing) > 1 || len(existing) == 1 && (hasMember(existing[0], key) || len(existing[0]) > MaxBaggageBytes) {
+			if merged := MergeBaggageValues(existing, key, t); merged != "" {
 				h["Baggage"] = []string{merged}
 			} else {
 				delete(h, "Baggage")
@@ -121,7 +112,7 @@ func InjectHeader(h http.Header, header, key string, t Tag) {
 		return
 	}
 	vals := new([2]string)
-	vals[0], vals[1] = t.s, MergeBaggage(bag, key, t)
+	vals[0], vals[1] = t.s, MergeBaggageValues(existing, key, t)
 	// Full slice expressions: an Add on either header reallocates rather
 	// than writing into the other's element.
 	if header != DefaultHeader {

@@ -51,6 +51,12 @@ func TrustNetworks(nets ...netip.Prefix) Trust {
 // skip extraction and remove the tag headers.
 func (t Trust) Strips() bool { return t.kind == trustNone }
 
+// AcceptsAll reports whether t is TrustAll. Any other policy makes an
+// entry point's decision final for every request, "untagged because no tag
+// was sent" included, so a later hop cannot take a lane from anything the
+// caller controlled.
+func (t Trust) AcceptsAll() bool { return t.kind == trustAll }
+
 // Check returns nil if tag from peer is to be believed, else the reason.
 // peer may be invalid when unknown; network trust then refuses.
 func (t Trust) Check(tag Tag, peer netip.Addr) error {
