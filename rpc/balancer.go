@@ -210,6 +210,7 @@ func (b *lanesBalancer) UpdateState(s balancer.State) {
 // group is the READY endpoints of one tag, picked in round robin.
 type group struct {
 	pickers []balancer.Picker
+	eps     []resolver.Endpoint // eps[i] is behind pickers[i]; read by pickAvoiding
 	next    atomic.Uint32
 }
 
@@ -232,6 +233,7 @@ type plan struct {
 	pending bool   // queue: the first lane able to serve is coming up, or none READY and one reconnecting
 	failing bool   // none READY or connecting, some failing: transient
 	tried   string // the chain, for error messages
+	ready   []*group // every READY group of the chain, in order; read by pickAvoiding
 }
 
 // picker routes each pick by the call's effective tag. Every decision is
@@ -266,6 +268,7 @@ func newPicker(cfg *lbConfig, children []endpointsharding.ChildState, first func
 				gs.ready.next.Store(rand.Uint32())
 			}
 			gs.ready.pickers = append(gs.ready.pickers, c.State.Picker)
+			gs.ready.eps = append(gs.ready.eps, c.Endpoint)
 		case connectivity.Idle, connectivity.Connecting:
 			// endpointsharding moves IDLE children to CONNECTING itself.
 			gs.pending = true
@@ -315,6 +318,9 @@ func makePlan(groups map[tagctx.Tag]*groupState, chain []tagctx.Tag) *plan {
 			names[i] = fmt.Sprintf("lane %q", t)
 		}
 		gs := groups[t]
+		if gs != nil && gs.ready != nil {
+			pl.ready = append(pl.ready, gs.ready)
+		}
 		if gs == nil || decided {
 			continue
 		}
@@ -359,6 +365,9 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		if pl, ok = p.plans[t]; !ok {
 			pl = p.unknown
 		}
+	}
+	if av, ok := info.Ctx.Value(avoidKey{}).(*avoidSet); ok {
+		return p.pickAvoiding(info, t, pl, av) // a strict server refused this call: see repick.go
 	}
 	if pl.g != nil {
 		return pl.g.pick(info)

@@ -1,0 +1,171 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/taglane/taglane/tagctx"
+)
+
+// Strict servers (WithStrict) refuse a misroute with codes.Unavailable and
+// an errdetails.ErrorInfo of this domain and reason, whose metadata names
+// the call's traffic tag ("traffic"), the server's node tag ("node") and
+// the address the server accepted the connection on ("addr").
+const (
+	MisdirectedDomain = "taglane"
+	MisdirectedReason = "MISDIRECTED"
+)
+
+// MaxRepicks bounds how often the client interceptor re-picks a unary call
+// that a strict server refused: each refusal rules out one more endpoint.
+const MaxRepicks = 3
+
+// ErrMisdirected is matched (errors.Is) by Misdirected for a strict
+// server's refusal.
+var ErrMisdirected = errors.New("rpc: misdirected call refused by a strict server")
+
+// misdirected is a strict server's refusal of a call it should not serve.
+func misdirected(ctx context.Context, traffic, node tagctx.Tag) error {
+	var msg string
+	switch {
+	case traffic.IsZero():
+		msg = fmt.Sprintf("rpc: strict lane instance %q refuses stable traffic", node)
+	case node.IsZero():
+		msg = fmt.Sprintf("rpc: strict stable instance refuses traffic of lane %q", traffic)
+	default:
+		msg = fmt.Sprintf("rpc: strict instance of lane %q refuses traffic of lane %q", node, traffic)
+	}
+	md := map[string]string{"traffic": traffic.String(), "node": node.String()}
+	if p, ok := peer.FromContext(ctx); ok && p.LocalAddr != nil {
+		md["addr"] = p.LocalAddr.String()
+	}
+	st, err := status.New(codes.Unavailable, msg+" (stale discovery?)").WithDetails(&errdetails.ErrorInfo{
+		Reason:   MisdirectedReason,
+		Domain:   MisdirectedDomain,
+		Metadata: md,
+	})
+	if err != nil { // only for a detail that cannot be marshalled
+		return status.Error(codes.Unavailable, msg)
+	}
+	return st.Err()
+}
+
+// Misdirected returns the ErrorInfo of a strict server's refusal, or nil
+// if err is none.
+func Misdirected(err error) *errdetails.ErrorInfo {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == MisdirectedDomain && ei.GetReason() == MisdirectedReason {
+			return ei
+		}
+	}
+	return nil
+}
+
+// avoidKey marks a call's context with the endpoints that refused it.
+type avoidKey struct{}
+
+// avoidSet is the addresses (host:port) a re-picked call must not go to.
+type avoidSet struct {
+	addrs []string
+	why   string // the last refusal, for the error when nothing is left
+}
+
+func (a *avoidSet) has(ep []string) bool {
+	for _, x := range ep {
+		if slices.Contains(a.addrs, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// invokeRepicking runs a unary call and, while a strict server refuses it
+// as misdirected, runs it again (at most MaxRepicks times) with the
+// refusing endpoints ruled out, so it lands on the right instance, or the
+// lane's fallback, or fails with the reason.
+func invokeRepicking(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if err == nil {
+		return nil
+	}
+	var av *avoidSet
+	var p peer.Peer
+	for range MaxRepicks {
+		ei := Misdirected(err)
+		if ei == nil {
+			return err
+		}
+		if av == nil {
+			av = &avoidSet{}
+			opts = append(slices.Clip(opts), grpc.Peer(&p))
+		}
+		av.why = status.Convert(err).Message()
+		// The address the server accepted on, which is what the resolver
+		// gave unless a proxy sits between; and, from the second attempt,
+		// the address gRPC connected to.
+		if a := ei.GetMetadata()["addr"]; a != "" {
+			av.addrs = append(av.addrs, normalizeAddr(a))
+		}
+		if p.Addr != nil {
+			av.addrs = append(av.addrs, normalizeAddr(p.Addr.String()))
+			p = peer.Peer{}
+		}
+		err = invoker(context.WithValue(ctx, avoidKey{}, av), method, req, reply, cc, opts...)
+		if err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// pickAvoiding is Pick for a call re-picked after a strict server's
+// refusal: the first READY endpoint of the chain (lane, parents, stable
+// unless the policy is fail) whose address did not refuse it.
+func (p *picker) pickAvoiding(info balancer.PickInfo, t tagctx.Tag, pl *plan, av *avoidSet) (balancer.PickResult, error) {
+	var addrs []string
+	for _, g := range pl.ready {
+		n := int(g.next.Add(1))
+		for i := range g.pickers {
+			j := (n + i) % len(g.pickers)
+			addrs = addrs[:0]
+			for _, a := range g.eps[j].Addresses {
+				addrs = append(addrs, normalizeAddr(a.Addr))
+			}
+			if !av.has(addrs) {
+				return g.pickers[j].Pick(info)
+			}
+		}
+	}
+	what := "an untagged call"
+	if !t.IsZero() {
+		what = fmt.Sprintf("tag %q (tried %s)", t, pl.tried)
+	}
+	return balancer.PickResult{}, status.Errorf(codes.Unavailable,
+		"rpc: no endpoint left for %s: %s refused it as misdirected; last: %s",
+		what, strings.Join(av.addrs, ", "), av.why)
+}
+
+// normalizeAddr spells an IP address and port as the server reports it
+// (IPv4 unmapped); anything else, such as a host name, is compared as is:
+// no lookup on the pick path.
+func normalizeAddr(a string) string {
+	if ap, err := netip.ParseAddrPort(a); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return a
+}
