@@ -229,10 +229,10 @@ type groupState struct {
 
 // plan is the precomputed answer for one traffic tag.
 type plan struct {
-	g       *group // the group that serves: the first of the chain with a READY endpoint
-	pending bool   // queue: the first lane able to serve is coming up, or none READY and one reconnecting
-	failing bool   // none READY or connecting, some failing: transient
-	tried   string // the chain, for error messages
+	g       *group   // the group that serves: the first of the chain with a READY endpoint
+	pending bool     // queue: the first lane able to serve is coming up, or none READY and one reconnecting
+	failing bool     // none READY or connecting, some failing: transient
+	tried   string   // the chain, for error messages
 	ready   []*group // every READY group of the chain, in order; read by pickAvoiding
 }
 
