@@ -210,8 +210,10 @@ func (b *lanesBalancer) UpdateState(s balancer.State) {
 // group is the READY endpoints of one tag, picked in round robin.
 type group struct {
 	pickers []balancer.Picker
-	eps     []resolver.Endpoint // eps[i] is behind pickers[i]; read by pickAvoiding
 	next    atomic.Uint32
+
+	// eps[i] is the endpoint behind pickers[i]; read by pickAvoiding.
+	eps []resolver.Endpoint
 }
 
 func (g *group) pick(info balancer.PickInfo) (balancer.PickResult, error) {
@@ -229,11 +231,13 @@ type groupState struct {
 
 // plan is the precomputed answer for one traffic tag.
 type plan struct {
-	g       *group   // the group that serves: the first of the chain with a READY endpoint
-	pending bool     // queue: the first lane able to serve is coming up, or none READY and one reconnecting
-	failing bool     // none READY or connecting, some failing: transient
-	tried   string   // the chain, for error messages
-	ready   []*group // every READY group of the chain, in order; read by pickAvoiding
+	g       *group // the group that serves: the first of the chain with a READY endpoint
+	pending bool   // queue: the first lane able to serve is coming up, or none READY and one reconnecting
+	failing bool   // none READY or connecting, some failing: transient
+	tried   string // the chain, for error messages
+
+	// ready is every READY group of the chain, in order; read by pickAvoiding.
+	ready []*group
 }
 
 // picker routes each pick by the call's effective tag. Every decision is
