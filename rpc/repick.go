@@ -82,7 +82,8 @@ type avoidKey struct{}
 // avoidSet is the addresses (host:port) a re-picked call must not go to.
 type avoidSet struct {
 	addrs []string
-	why   string // the last refusal, for the error when nothing is left
+	why   string                // the last refusal, for the error when nothing is left
+	last  *errdetails.ErrorInfo // and its detail, passed on in that error
 }
 
 func (a *avoidSet) has(ep []string) bool {
@@ -114,7 +115,7 @@ func invokeRepicking(ctx context.Context, method string, req, reply any, cc *grp
 			av = &avoidSet{}
 			opts = append(slices.Clip(opts), grpc.Peer(&p))
 		}
-		av.why = status.Convert(err).Message()
+		av.why, av.last = status.Convert(err).Message(), ei
 		// The address the server accepted on, which is what the resolver
 		// gave unless a proxy sits between; and, from the second attempt,
 		// the address gRPC connected to.
@@ -155,9 +156,12 @@ func (p *picker) pickAvoiding(info balancer.PickInfo, t tagctx.Tag, pl *plan, av
 	if !t.IsZero() {
 		what = fmt.Sprintf("tag %q (tried %s)", t, pl.tried)
 	}
-	return balancer.PickResult{}, status.Errorf(codes.Unavailable,
-		"rpc: no endpoint left for %s: %s refused it as misdirected; last: %s",
+	st := status.Newf(codes.Unavailable, "rpc: no endpoint left for %s: %s refused it as misdirected; last: %s",
 		what, strings.Join(av.addrs, ", "), av.why)
+	if d, err := st.WithDetails(av.last); err == nil {
+		st = d
+	}
+	return balancer.PickResult{}, st.Err()
 }
 
 // normalizeAddr spells an IP address and port as the server reports it

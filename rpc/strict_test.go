@@ -1,0 +1,119 @@
+package rpc_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/taglane/taglane/rpc"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// TestStrictAddressReuse is finding 7 of issue 11: a lane-a instance stops
+// and a lane-b instance takes its address before the resolver updates.
+// Without strict servers lane-a calls are served by b (misroutes, recorded
+// but served); with WithStrict, b refuses them and the client re-picks
+// around it, so they land on stable (the fallback) or, under the "fail"
+// policy, fail with the reason.
+func TestStrictAddressReuse(t *testing.T) {
+	tests := []struct {
+		name     string
+		strict   bool
+		fallback rpc.Fallback
+	}{
+		{name: "not strict: b serves lane a", fallback: rpc.FallbackStable},
+		{name: "strict: refused and re-picked to stable", strict: true, fallback: rpc.FallbackStable},
+		{name: "strict, fallback fail: fails with the reason", strict: true, fallback: rpc.FallbackFail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			var sopts []rpc.Option
+			if tt.strict {
+				sopts = append(sopts, rpc.WithStrict())
+			}
+			s1 := startInstance(t, "s1", tagctx.Tag{}, nil, sopts...)
+			a1 := startInstance(t, "a1", tagctx.MustParse("a"), nil, sopts...)
+			c, _ := dial(t, []rpc.Option{rpc.WithFallback(tt.fallback)}, s1, a1)
+			waitServed(t, ctx, c, "a", a1)
+
+			a1.srv.Stop()
+			b1 := startInstanceAt(t, a1.addr, "b1", tagctx.MustParse("b"), nil, sopts...)
+			// The resolver still says a1 is lane a at that address. Wait
+			// until the channel has reconnected there: b1 has seen a call.
+			eventually(t, "lane-a calls reach b1's address", func() error {
+				_, _, _ = unary(ctx, c, "a")
+				if len(b1.routes()) == 0 {
+					return fmt.Errorf("b1 saw no call yet")
+				}
+				return nil
+			})
+
+			const calls = 100
+			served := map[string]int{}
+			for range calls {
+				srv, seen, err := unary(ctx, c, "a")
+				switch {
+				case tt.fallback == rpc.FallbackFail:
+					if err == nil {
+						t.Fatalf("served by %s as %q; want a refusal under the fail policy", srv, seen)
+					}
+					if s := status.Convert(err); s.Code() != codes.Unavailable || !strings.Contains(s.Message(), "misdirected") ||
+						!strings.Contains(s.Message(), `refuses traffic of lane "a"`) {
+						t.Fatalf("error %v; want Unavailable naming the refusal", err)
+					}
+					continue
+				case err != nil:
+					t.Fatalf("call %d: %v", len(served), err)
+				case seen != "a":
+					t.Fatalf("handler of %s saw tag %q, want a", srv, seen)
+				}
+				served[srv]++
+			}
+			misroutes := b1.routes()[tagctx.RouteMisroute]
+			if misroutes == 0 {
+				t.Fatal("b1 recorded no misroute: the address reuse was not exercised")
+			}
+			if !tt.strict {
+				if served["b1"] == 0 {
+					t.Errorf("served %v: want b1 serving lane a, the failure strict mode exists for", served)
+				}
+				return
+			}
+			if served["b1"] != 0 {
+				t.Errorf("served %v: a strict lane-b instance served lane-a calls", served)
+			}
+			if tt.fallback == rpc.FallbackStable && served["s1"] != calls {
+				t.Errorf("served %v: want all %d on s1, the fallback", served, calls)
+			}
+			t.Logf("served %v; b1 refused %d calls", served, misroutes)
+		})
+	}
+}
+
+// TestStrictRefusesStableTrafficOnLane: stable traffic reaching a strict
+// lane instance is refused with the detail clients recognise.
+func TestStrictRefusesStableTrafficOnLane(t *testing.T) {
+	ctx := testCtx(t)
+	b1 := startInstance(t, "b1", tagctx.MustParse("b"), nil, rpc.WithStrict())
+	// Dialled as if b1 were stable: the only endpoint, so nothing to re-pick.
+	c, _ := dial(t, nil, &instance{name: "b1 as stable", addr: b1.addr})
+	_, _, err := unary(ctx, c, "")
+	ei := rpc.Misdirected(err)
+	if ei == nil {
+		t.Fatalf("error %v: no misdirected detail", err)
+	}
+	if got := ei.GetMetadata()["node"]; got != "b" {
+		t.Errorf("detail node %q, want b", got)
+	}
+	if !strings.Contains(err.Error(), `strict lane instance "b" refuses stable traffic`) {
+		t.Errorf("error %v does not say why", err)
+	}
+	// A lane-b call is served as usual.
+	if srv, _, err := unary(ctx, c, "b"); err != nil || srv != "b1" {
+		t.Errorf("lane b call: %s, %v", srv, err)
+	}
+}
