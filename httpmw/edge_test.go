@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -482,4 +483,61 @@ func TestStrictRefusesMisroutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTrustNoneEdge asserts the invariant behind findings 1 and 2 end to
+// end: with TrustNone at the edge, no header, host or baggage input
+// reaches a later hop as a tag, over HTTP/1.1 or h2c, through a reverse
+// proxy or a gRPC call, with and without otelhttp/otelgrpc and
+// tagctx.Propagator in the composite. The servers are built once; an
+// execution is one request through one edge.
+func FuzzTrustNoneEdge(f *testing.F) {
+	f.Add("X-Tag", "evil", "", "", uint8(0), false)
+	f.Add("x-tag", "evil", "x-tag=evil", "app-evil.test.example.com", uint8(1), true)
+	f.Add("Tag", "", "k=v, x-tag\u00a0=evil;p=1", "APP-EVIL.test.example.com.:8080", uint8(2), false)
+	f.Add("X-Tag", "", "x-tag=%65vil", "app-evil.test.example.com", uint8(3), true)
+	f.Add("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "x-tag=evil", "", uint8(4), false)
+	f.Add("Baggage", "x-tag=evil", "x-tag=evil", "app-evil.test.example.com", uint8(5), true)
+	f.Add("X-Forwarded-Host", "app-evil.test.example.com", strings.Repeat("k=v,", 70)+"x-tag=evil", "", uint8(6), false)
+	w := newWorld(f, tagctx.TrustNone())
+	names := make([]string, 0, len(w.edges))
+	for name := range w.edges {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	cs := clients(f)
+	f.Fuzz(func(t *testing.T, name, value, bag, host string, edge uint8, h2c bool) {
+		header := http.Header{}
+		if name != "" {
+			header[name] = strings.Split(value, "\n") // several lines too
+		}
+		if bag != "" {
+			header["Baggage"] = append(header["Baggage"], strings.Split(bag, "\n")...)
+		}
+		c := cs["http1"]
+		if h2c {
+			c = cs["h2c"]
+		}
+		ename := names[int(edge)%len(names)]
+		req, err := http.NewRequest(http.MethodGet, w.edges[ename].URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header, req.Host = header, host
+		resp, err := c.Do(req)
+		if err != nil {
+			return // the client refused to send it: no input reached the edge
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		switch {
+		case resp.StatusCode == http.StatusBadRequest:
+			return // net/http refused a malformed request before the edge
+		case resp.StatusCode != http.StatusOK:
+			t.Fatalf("%s: status %d: %.300s", ename, resp.StatusCode, body)
+		}
+		if l := leaked(string(body)); l != nil {
+			t.Fatalf("%s: a later hop took a lane: %v", ename, l)
+		}
+	})
 }
