@@ -332,6 +332,7 @@ func FuzzServerMetadata(f *testing.F) {
 		{"a", ""}, {"", "x-tag=a"}, {"A", "x-tag=b"}, {"a_b", ""}, {"", "x-tag=%zz"},
 		{"", "x-tag=a%2Db"}, {"-a", "k=v"}, {"", strings.Repeat("k=v,", 70)},
 		{strings.Repeat("a", 64), ""}, {"", " x-tag = a ;p=1"}, {"a\x00", ""},
+		{"", "x-tag\u00a0=a"}, {"", "x-tag=a,x-tag=b"}, {"", strings.Repeat("x", 9000) + ",x-tag=a"},
 	} {
 		f.Add(seed[0], seed[1], false)
 		f.Add(seed[0], seed[1], true)
@@ -362,6 +363,13 @@ func FuzzServerMetadata(f *testing.F) {
 			})
 
 		wire, found, wireErr := tagctx.Extract(md.Get("x-tag"), md.Get("baggage"), "x-tag")
+		// Rejections quote a bounded prefix of the input, whatever its size.
+		if obs.Rejected != nil && len(obs.Rejected.Error()) > 512 {
+			t.Fatalf("rejection of %d bytes: %.200q", len(obs.Rejected.Error()), obs.Rejected.Error())
+		}
+		if err != nil && len(err.Error()) > 600 {
+			t.Fatalf("status of %d bytes: %.200q", len(err.Error()), err.Error())
+		}
 		switch {
 		case err != nil:
 			s := status.Convert(err)
