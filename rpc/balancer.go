@@ -370,7 +370,7 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			pl = p.unknown
 		}
 	}
-	if av, ok := info.Ctx.Value(avoidKey{}).(*avoidSet); ok {
+	if av := avoiding(info.Ctx); av != nil {
 		return p.pickAvoiding(info, t, pl, av) // a strict server refused this call: see repick.go
 	}
 	if pl.g != nil {

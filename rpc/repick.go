@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -79,6 +80,20 @@ func Misdirected(err error) *errdetails.ErrorInfo {
 // avoidKey marks a call's context with the endpoints that refused it.
 type avoidKey struct{}
 
+// repicking counts the re-picked calls in flight in the process, so a pick
+// looks for an avoid set in the context (a walk up its chain) only while
+// some call has one: every other pick pays one atomic load.
+var repicking atomic.Int32
+
+// avoiding returns the avoid set of a re-picked call's context, or nil.
+func avoiding(ctx context.Context) *avoidSet {
+	if repicking.Load() == 0 {
+		return nil
+	}
+	av, _ := ctx.Value(avoidKey{}).(*avoidSet)
+	return av
+}
+
 // avoidSet is the addresses (host:port) a re-picked call must not go to.
 type avoidSet struct {
 	addrs []string
@@ -114,6 +129,8 @@ func invokeRepicking(ctx context.Context, method string, req, reply any, cc *grp
 		if av == nil {
 			av = &avoidSet{}
 			opts = append(slices.Clip(opts), grpc.Peer(&p))
+			repicking.Add(1)
+			defer repicking.Add(-1)
 		}
 		av.why, av.last = status.Convert(err).Message(), ei
 		// The address the server accepted on, which is what the resolver
