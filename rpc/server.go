@@ -178,7 +178,9 @@ func (o *options) scrubMetadata(ctx context.Context) context.Context {
 		return ctx
 	}
 	md.Delete(o.mdKey)
-	if vals := md.Get(tagctx.BaggageHeader); len(vals) > 0 {
+	if vals := md.Get(tagctx.BaggageHeader); tagctx.CheckBaggage(vals) != nil {
+		md.Delete(tagctx.BaggageHeader) // over the limits: every conforming reader ignores it whole
+	} else if len(vals) > 0 {
 		if rest := tagctx.MergeBaggageValues(vals, o.baggageKey, tagctx.Tag{}); rest == "" {
 			md.Delete(tagctx.BaggageHeader)
 		} else {

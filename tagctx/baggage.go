@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/baggage"
@@ -281,14 +282,25 @@ func rebuild(header, key string, t Tag) string {
 }
 
 // reportDropped tells otel.Handle that baggage was cut to fit the limits;
-// n < 0 means all of it.
+// n < 0 means all of it. Hostile input can make every request drop
+// baggage, so at most one report a second goes out, counting the ones
+// held back since the last.
 func reportDropped(size, n int) {
-	if n < 0 {
-		otel.Handle(fmt.Errorf("%w: dropped baggage of %d bytes (limit %d) before writing the tag member", ErrLimit, size, MaxBaggageBytes))
+	now := time.Now().UnixNano()
+	last := lastDropReport.Load()
+	if now-last < int64(time.Second) || !lastDropReport.CompareAndSwap(last, now) {
+		heldDropReports.Add(1)
 		return
 	}
-	otel.Handle(fmt.Errorf("%w: dropped %d baggage members to keep the tag member within %d members and %d bytes", ErrLimit, n, MaxWrittenMembers, MaxBaggageBytes))
+	held := heldDropReports.Swap(0)
+	if n < 0 {
+		otel.Handle(fmt.Errorf("%w: dropped baggage of %d bytes (limit %d) before writing the tag member (and %d more drops since the last report)", ErrLimit, size, MaxBaggageBytes, held))
+		return
+	}
+	otel.Handle(fmt.Errorf("%w: dropped %d baggage members to keep the tag member within %d members and %d bytes (and %d more drops since the last report)", ErrLimit, n, MaxWrittenMembers, MaxBaggageBytes, held))
 }
+
+var lastDropReport, heldDropReports atomic.Int64
 
 // memberSlots sizes the member cache: a direct-mapped table, so a lookup is
 // a short hash and one atomic load, and a flood of distinct tags from
