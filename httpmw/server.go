@@ -406,9 +406,10 @@ func (p hostPattern) match(host string) (string, bool, error) {
 	return host[len(p.prefix) : len(host)-len(p.suffix)], true, nil
 }
 
-// isPort reports whether s is a decimal port number, 0 to 65535.
+// isPort reports whether s is a decimal port number, 0 to 65535, or
+// empty, which RFC 3986 allows ("host:" means the default port).
 func isPort(s string) bool {
-	if s == "" || len(s) > 5 {
+	if len(s) > 5 {
 		return false
 	}
 	n := 0

@@ -266,6 +266,11 @@ func TestHostPattern(t *testing.T) {
 		{name: "underscore", pattern: "app-{tag}.test.example.com", host: "app-feature_x.test.example.com", reason: "invalid"},
 		{name: "tag ends with dash", pattern: "app-{tag}.test.example.com", host: "app-x-.test.example.com", reason: "invalid"},
 		{name: "tag too long", pattern: "app-{tag}.test.example.com", host: "app-" + strings.Repeat("a", 64) + ".test.example.com", reason: "invalid"},
+		{name: "empty port is the default port", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:", want: "feature-x"},
+		{name: "non-numeric port", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:http", reason: "invalid"},
+		{name: "port out of range", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:65536", reason: "invalid"},
+		{name: "port too long", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:000080", reason: "invalid"},
+		{name: "host over the limit", pattern: "app-{tag}.test.example.com", host: "app-" + strings.Repeat("a", 300) + ".test.example.com", reason: "limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

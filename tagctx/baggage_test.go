@@ -203,3 +203,38 @@ func TestMemberCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// FuzzMergeBaggage: whatever baggage a request carried, what MergeBaggage
+// writes is within the limits a conforming reader accepts whole, that
+// reader (OpenTelemetry) and Extract read exactly the tag from it, and a
+// zero Tag leaves no member OpenTelemetry would read as the tag.
+func FuzzMergeBaggage(f *testing.F) {
+	f.Add("", "feature-x")
+	f.Add("k=v,x-tag=old;p=1", "")
+	f.Add(strings.Repeat("k=v,", 70), "a")
+	f.Add("x-tag\u00a0=evil, x-tag =evil2", "")
+	f.Add(strings.Repeat("b", 8190), "a")
+	f.Fuzz(func(t *testing.T, header, tag string) {
+		tg, err := Parse(tag)
+		if err != nil {
+			tg = Tag{}
+		}
+		got := MergeBaggage(header, DefaultBaggageKey, tg)
+		// Baggage without the member is not ours to rewrite when
+		// untagged; with a tag, the written value is within the limits.
+		if !tg.IsZero() && (len(got) > MaxBaggageBytes || strings.Count(got, ",")+1 > MaxWrittenMembers) {
+			t.Fatalf("wrote %d bytes, %d members", len(got), strings.Count(got, ",")+1)
+		}
+		b, _ := baggage.Parse(got)
+		if v := b.Member(DefaultBaggageKey).Value(); v != tg.String() {
+			t.Fatalf("OpenTelemetry reads x-tag %q from %q, want %q", v, got, tg)
+		}
+		if !tg.IsZero() {
+			if et, found, err := Extract(nil, []string{got}, DefaultBaggageKey); err != nil || !found || et != tg {
+				t.Fatalf("Extract reads %q, %v, %v from %q, want %q", et, found, err, got, tg)
+			}
+		} else if has, _ := HasMember([]string{got}, DefaultBaggageKey); has {
+			t.Fatalf("zero tag left a member in %q", got)
+		}
+	})
+}
