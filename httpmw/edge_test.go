@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/taglane/taglane/httpmw"
 	"github.com/taglane/taglane/rpc"
@@ -538,6 +540,130 @@ func FuzzTrustNoneEdge(f *testing.F) {
 		}
 		if l := leaked(string(body)); l != nil {
 			t.Fatalf("%s: a later hop took a lane: %v", ename, l)
+		}
+	})
+}
+
+// grpcEdge is a gRPC entry point whose handler forwards naively what it
+// received: the metadata "forwarded-host" as the Host of an HTTP call to
+// the next HTTP hop (through Transport), and all incoming metadata as the
+// outgoing metadata of a call to the later gRPC hop.
+type grpcEdge struct {
+	testpb.UnimplementedTestServiceServer
+	client *http.Client
+	next   string
+	later  testpb.TestServiceClient
+}
+
+func (e grpcEdge) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	in, _ := metadata.FromIncomingContext(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.next, nil)
+	if err != nil {
+		return nil, err
+	}
+	if h := in.Get("forwarded-host"); len(h) > 0 {
+		req.Host = h[0]
+	}
+	for k, vs := range in {
+		if k == "baggage" || k == "x-tag" {
+			req.Header[http.CanonicalHeaderKey(k)] = vs
+		}
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return &testpb.SimpleResponse{}, nil // a Host net/http will not send: nothing reached the hop
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	out := metadata.MD{}
+	for k, vs := range in {
+		if !strings.HasPrefix(k, ":") && k != "content-type" && k != "user-agent" && !strings.HasPrefix(k, "grpc-") {
+			out[k] = vs
+		}
+	}
+	later, err := e.later.UnaryCall(metadata.NewOutgoingContext(ctx, out), &testpb.SimpleRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return &testpb.SimpleResponse{Username: report(string(body), later.GetUsername())}, nil
+}
+
+// startGRPCEdges starts TrustNone gRPC edges, with and without otelgrpc
+// (and tagctx.Propagator in its composite), in front of the later hops.
+func startGRPCEdges(t testing.TB) map[string]testpb.TestServiceClient {
+	next := nextHop(t)
+	laterAddr := startGRPCHop(t)
+	base := &http.Transport{}
+	t.Cleanup(base.CloseIdleConnections)
+	edges := map[string]testpb.TestServiceClient{}
+	start := func(name string, sopts []grpc.ServerOption, dopts []grpc.DialOption) {
+		cc, err := grpc.NewClient(laterAddr, append(append(rpc.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials())), dopts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cc.Close() })
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer(append(rpc.ServerOptions(rpc.WithTrust(tagctx.TrustNone()), rpc.WithNode(tagctx.Tag{})), sopts...)...)
+		testpb.RegisterTestServiceServer(srv, grpcEdge{client: &http.Client{Transport: httpmw.Transport(base)}, next: next.URL, later: testpb.NewTestServiceClient(cc)})
+		go func() { _ = srv.Serve(lis) }()
+		t.Cleanup(srv.Stop)
+		in, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = in.Close() })
+		edges[name] = testpb.NewTestServiceClient(in)
+	}
+	start("grpc", nil, nil)
+	for name, props := range propagators {
+		start("otelgrpc/"+name,
+			[]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithPropagators(props)))},
+			[]grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(props)))})
+	}
+	return edges
+}
+
+// FuzzTrustNoneGRPCEdge is FuzzTrustNoneEdge for a gRPC entry point: no
+// metadata an outside caller sends (tag key, baggage, a host the handler
+// forwards) reaches a later HTTP or gRPC hop as a tag.
+func FuzzTrustNoneGRPCEdge(f *testing.F) {
+	f.Add("x-tag", "evil", "", "app-evil.test.example.com", uint8(0))
+	f.Add("x-tag", "", "x-tag=evil", "APP-EVIL.test.example.com.:80", uint8(1))
+	f.Add("baggage", "x-tag\u00a0=evil", "k=v,x-tag=evil;p=1", "", uint8(2))
+	f.Add("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "x-tag=evil", "app-evil.test.example.com", uint8(3))
+	f.Add("x-tag-bin", "evil", strings.Repeat("k=v,", 200)+"x-tag=evil", "", uint8(0))
+	edges := startGRPCEdges(f)
+	names := make([]string, 0, len(edges))
+	for name := range edges {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	f.Fuzz(func(t *testing.T, key, value, bag, host string, edge uint8) {
+		md := metadata.MD{}
+		if key != "" {
+			md[strings.ToLower(key)] = append(md[strings.ToLower(key)], value)
+		}
+		if bag != "" {
+			md["baggage"] = append(md["baggage"], bag)
+		}
+		if host != "" {
+			md["forwarded-host"] = []string{host}
+		}
+		name := names[int(edge)%len(names)]
+		ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), md), 10*time.Second)
+		defer cancel()
+		resp, err := edges[name].UnaryCall(ctx, &testpb.SimpleRequest{})
+		if err != nil {
+			return // gRPC refused to send it, or the later hop refused it: nothing served as a lane
+		}
+		if testing.Verbose() {
+			t.Logf("%s: %s", name, resp.GetUsername())
+		}
+		if l := leaked(resp.GetUsername()); l != nil {
+			t.Fatalf("%s: a later hop took a lane: %v (metadata %.200q)", name, l, map[string][]string(md))
 		}
 	})
 }
