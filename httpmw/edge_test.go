@@ -3,6 +3,7 @@ package httpmw_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -457,7 +458,14 @@ func TestForwardedForFailsClosed(t *testing.T) {
 // TestStrictRefusesMisroutes is finding 7 for HTTP: a strict lane-b
 // instance refuses lane-a and stable traffic with 421 and RefusedHeader.
 func TestStrictRefusesMisroutes(t *testing.T) {
-	srv := startServer(t, httpmw.Handler(final, httpmw.WithStrict(), httpmw.WithNode(featureY)))
+	var mu sync.Mutex
+	var obs []tagctx.Observation
+	srv := startServer(t, httpmw.Handler(final, httpmw.WithStrict(), httpmw.WithNode(featureY),
+		httpmw.WithObserver(func(_ context.Context, o tagctx.Observation) {
+			mu.Lock()
+			obs = append(obs, o)
+			mu.Unlock()
+		})))
 	c := clients(t)["http1"]
 	tests := []struct {
 		name       string
@@ -482,6 +490,15 @@ func TestStrictRefusesMisroutes(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != tt.want || resp.Header.Get(httpmw.RefusedHeader) != tt.wantHeader {
 				t.Errorf("%d %s=%q; want %d %q", resp.StatusCode, httpmw.RefusedHeader, resp.Header.Get(httpmw.RefusedHeader), tt.want, tt.wantHeader)
+			}
+			mu.Lock()
+			o := obs[len(obs)-1]
+			mu.Unlock()
+			// A refused request is served by no lane: no misroute, and the
+			// observer hears why.
+			if refused := tt.want != http.StatusOK; refused != errors.Is(o.Rejected, httpmw.ErrMisdirected) ||
+				refused && o.Route != 0 {
+				t.Errorf("observed route %v, rejected %v", o.Route, o.Rejected)
 			}
 		})
 	}

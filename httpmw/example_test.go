@@ -161,7 +161,7 @@ func ExampleWithStrict() {
 	handler := httpmw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "served")
 	}), httpmw.WithStrict(), httpmw.WithNode(tagctx.MustParse("feature-x")),
-		httpmw.WithObserver(func(context.Context, tagctx.Observation) {})) // the refusal is proven too: route misroute
+		httpmw.WithObserver(func(context.Context, tagctx.Observation) {})) // hears the refusal: Rejected matches ErrMisdirected
 
 	for _, tag := range []string{"feature-x", "feature-y"} {
 		req := httptest.NewRequest(http.MethodGet, "/orders", nil)

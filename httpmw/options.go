@@ -157,7 +157,9 @@ func WithNode(t tagctx.Tag) Option {
 // or stable traffic on a lane instance. It answers 421 Misdirected Request
 // with RefusedHeader, so stale discovery (a lane-a address now held by a
 // lane-b instance) cannot cross lanes; the client should pick another
-// instance. Off by default: a misroute is then served and reported.
+// instance. The observer gets the refusal with the zero Route (no lane
+// served it) and Rejected matching ErrMisdirected. Off by default: a
+// misroute is then served and reported.
 func WithStrict() Option {
 	return serverOption(func(c *serverConfig) { c.strict = true })
 }

@@ -35,6 +35,11 @@ const (
 // It is tagctx.ErrUntrusted, so one errors.Is works for every entry point.
 var ErrUntrusted = tagctx.ErrUntrusted
 
+// ErrMisdirected is matched by Observation.Rejected when WithStrict
+// refused a request this instance should not serve. It is
+// tagctx.ErrMisdirected.
+var ErrMisdirected = tagctx.ErrMisdirected
+
 // errStripped is prebuilt: a production edge under TrustNone sees lane tags
 // from every curious caller and should not pay for an error each time.
 var errStripped = fmt.Errorf("httpmw: inbound tag %w: this entry point strips inbound tags", ErrUntrusted)
@@ -193,6 +198,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if refuse {
 		o.Route = 0 // answered 400, served by no lane: no verdict, as in package rpc
 	}
+	// A strict instance refuses a misroute: served by no lane, it is no
+	// misroute, and the observer hears why (with any refused tag too).
+	misdirected := s.strict && !refuse && o.Route == tagctx.RouteMisroute
+	if misdirected {
+		o.Route = 0
+		if err := tagctx.Misdirected("httpmw", traffic, node); rejected != nil {
+			o.Rejected = fmt.Errorf("%w (%w)", err, rejected)
+		} else {
+			o.Rejected = err
+		}
+	}
 	tagctx.Record(ctx, o, s.observer)
 	if s.routeHeader {
 		w.Header().Set(RouteHeader, "traffic="+traffic.String()+" node="+node.String()+" route="+o.Route.String())
@@ -201,23 +217,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, rejected.Error(), http.StatusBadRequest)
 		return
 	}
-	if s.strict && o.Route == tagctx.RouteMisroute {
+	if misdirected {
 		w.Header().Set(RefusedHeader, "traffic="+traffic.String()+" node="+node.String())
-		http.Error(w, misdirected(traffic, node), http.StatusMisdirectedRequest)
+		http.Error(w, tagctx.Misdirected("httpmw", traffic, node).Error(), http.StatusMisdirectedRequest)
 		return
 	}
 	h.next.ServeHTTP(w, r)
-}
-
-// misdirected is the body of a strict server's refusal.
-func misdirected(traffic, node tagctx.Tag) string {
-	if traffic.IsZero() {
-		return fmt.Sprintf("httpmw: strict lane instance %q refuses stable traffic", node)
-	}
-	if node.IsZero() {
-		return fmt.Sprintf("httpmw: strict stable instance refuses traffic of lane %q", traffic)
-	}
-	return fmt.Sprintf("httpmw: strict instance of lane %q refuses traffic of lane %q", node, traffic)
 }
 
 // extract returns the accepted traffic tag of r; decided reports a source

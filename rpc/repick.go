@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -32,21 +31,9 @@ const (
 // that a strict server refused: each refusal rules out one more endpoint.
 const MaxRepicks = 3
 
-// ErrMisdirected is matched (errors.Is) by Misdirected for a strict
-// server's refusal.
-var ErrMisdirected = errors.New("rpc: misdirected call refused by a strict server")
-
 // misdirected is a strict server's refusal of a call it should not serve.
 func misdirected(ctx context.Context, traffic, node tagctx.Tag) error {
-	var msg string
-	switch {
-	case traffic.IsZero():
-		msg = fmt.Sprintf("rpc: strict lane instance %q refuses stable traffic", node)
-	case node.IsZero():
-		msg = fmt.Sprintf("rpc: strict stable instance refuses traffic of lane %q", traffic)
-	default:
-		msg = fmt.Sprintf("rpc: strict instance of lane %q refuses traffic of lane %q", node, traffic)
-	}
+	msg := tagctx.Misdirected("rpc", traffic, node).Error()
 	md := map[string]string{"traffic": traffic.String(), "node": node.String()}
 	if p, ok := peer.FromContext(ctx); ok && p.LocalAddr != nil {
 		md["addr"] = p.LocalAddr.String()

@@ -25,6 +25,11 @@ const transport = "grpc"
 // It is tagctx.ErrUntrusted, so one errors.Is works for every entry point.
 var ErrUntrusted = tagctx.ErrUntrusted
 
+// ErrMisdirected is matched by Observation.Rejected when WithStrict
+// refused a call this instance should not serve. It is
+// tagctx.ErrMisdirected.
+var ErrMisdirected = tagctx.ErrMisdirected
+
 // errStripped is the refusal under tagctx.TrustNone, prebuilt: it is
 // reported without parsing what was stripped.
 var errStripped = fmt.Errorf("rpc: inbound tag %w: this entry point strips inbound tags", ErrUntrusted)
@@ -141,10 +146,17 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 	} else {
 		route = tagctx.Decide(traffic, node, o.parents[traffic]...)
 	}
-	o.record(ctx, method, traffic, node, route, rejected)
 	if o.strict && route == tagctx.RouteMisroute {
+		// Refused: served by no lane, so no misroute; the observer hears
+		// why, with any refused tag too.
+		why := tagctx.Misdirected("rpc", traffic, node)
+		if rejected != nil {
+			why = fmt.Errorf("%w (%w)", why, rejected)
+		}
+		o.record(ctx, method, traffic, node, 0, why)
 		return nil, misdirected(ctx, traffic, node)
 	}
+	o.record(ctx, method, traffic, node, route, rejected)
 	return ctx, nil
 }
 

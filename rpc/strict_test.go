@@ -1,6 +1,7 @@
 package rpc_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -73,15 +74,18 @@ func TestStrictAddressReuse(t *testing.T) {
 				}
 				served[srv]++
 			}
-			misroutes := b1.routes()[tagctx.RouteMisroute]
-			if misroutes == 0 {
-				t.Fatal("b1 recorded no misroute: the address reuse was not exercised")
-			}
 			if !tt.strict {
-				if served["b1"] == 0 {
-					t.Errorf("served %v: want b1 serving lane a, the failure strict mode exists for", served)
+				if served["b1"] == 0 || b1.routes()[tagctx.RouteMisroute] == 0 {
+					t.Errorf("served %v, b1 routes %v: want b1 serving lane a as misroutes, the failure strict mode exists for", served, b1.routes())
 				}
 				return
+			}
+			refused := b1.refused()
+			if refused == 0 {
+				t.Fatal("b1 refused nothing: the address reuse was not exercised")
+			}
+			if n := b1.routes()[tagctx.RouteMisroute]; n != 0 {
+				t.Errorf("b1 recorded %d misroutes; a refused call is served by no lane", n)
 			}
 			if served["b1"] != 0 {
 				t.Errorf("served %v: a strict lane-b instance served lane-a calls", served)
@@ -89,9 +93,22 @@ func TestStrictAddressReuse(t *testing.T) {
 			if tt.fallback == rpc.FallbackStable && served["s1"] != calls {
 				t.Errorf("served %v: want all %d on s1, the fallback", served, calls)
 			}
-			t.Logf("served %v; b1 refused %d calls", served, misroutes)
+			t.Logf("served %v; b1 refused %d calls", served, refused)
 		})
 	}
+}
+
+// refused counts the calls in refused as misdirected (rpc.ErrMisdirected).
+func (in *instance) refused() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := 0
+	for _, o := range in.proofs {
+		if errors.Is(o.Rejected, rpc.ErrMisdirected) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestStrictRefusesStableTrafficOnLane: stable traffic reaching a strict

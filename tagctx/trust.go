@@ -12,6 +12,24 @@ import (
 // or input over the limits (ErrLimit).
 var ErrUntrusted = errors.New("not trusted")
 
+// ErrMisdirected is matched (errors.Is) by Observation.Rejected when a
+// strict entry point refused a call it should not serve: traffic of
+// another lane, or stable traffic on a lane instance. Such a call is
+// served by no lane, so its Route is the zero Route, not RouteMisroute.
+var ErrMisdirected = errors.New("misdirected")
+
+// Misdirected returns the reason a strict entry point of node refuses
+// traffic, matching ErrMisdirected; prefix names the package.
+func Misdirected(prefix string, traffic, node Tag) error {
+	switch {
+	case traffic.IsZero():
+		return fmt.Errorf("%s: %w: strict lane instance %q refuses stable traffic", prefix, ErrMisdirected, node.s)
+	case node.IsZero():
+		return fmt.Errorf("%s: %w: strict stable instance refuses traffic of lane %q", prefix, ErrMisdirected, traffic.s)
+	}
+	return fmt.Errorf("%s: %w: strict instance of lane %q refuses traffic of lane %q", prefix, ErrMisdirected, node.s, traffic.s)
+}
+
 // Trust decides whether an entry point believes the tag a caller sent. The
 // zero Trust accepts every valid tag, right for test environments; a
 // production edge uses TrustNone so outside callers cannot pick a lane.
