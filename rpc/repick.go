@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -86,9 +87,17 @@ type avoidSet struct {
 	addrs []string
 	why   string                // the last refusal, for the error when nothing is left
 	last  *errdetails.ErrorInfo // and its detail, passed on in that error
+
+	// picked is the addresses of the endpoint pickAvoiding chose last, so
+	// an endpoint whose refusal names an address it is not resolved as
+	// (a host name, say) is still ruled out after one more attempt.
+	mu     sync.Mutex
+	picked []string
 }
 
 func (a *avoidSet) has(ep []string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, x := range ep {
 		if slices.Contains(a.addrs, x) {
 			return true
@@ -119,10 +128,12 @@ func invokeRepicking(ctx context.Context, method string, req, reply any, cc *grp
 			repicking.Add(1)
 			defer repicking.Add(-1)
 		}
-		av.why, av.last = status.Convert(err).Message(), ei
 		// The address the server accepted on, which is what the resolver
-		// gave unless a proxy sits between; and, from the second attempt,
-		// the address gRPC connected to.
+		// gave unless a proxy or a host name sits between; from the second
+		// attempt on, also the address gRPC connected to and the endpoint
+		// pickAvoiding chose.
+		av.mu.Lock()
+		av.why, av.last = status.Convert(err).Message(), ei
 		if a := ei.GetMetadata()["addr"]; a != "" {
 			av.addrs = append(av.addrs, normalizeAddr(a))
 		}
@@ -130,6 +141,8 @@ func invokeRepicking(ctx context.Context, method string, req, reply any, cc *grp
 			av.addrs = append(av.addrs, normalizeAddr(p.Addr.String()))
 			p = peer.Peer{}
 		}
+		av.addrs, av.picked = append(av.addrs, av.picked...), nil
+		av.mu.Unlock()
 		err = invoker(context.WithValue(ctx, avoidKey{}, av), method, req, reply, cc, opts...)
 		if err == nil {
 			return nil
@@ -152,6 +165,9 @@ func (p *picker) pickAvoiding(info balancer.PickInfo, t tagctx.Tag, pl *plan, av
 				addrs = append(addrs, normalizeAddr(a.Addr))
 			}
 			if !av.has(addrs) {
+				av.mu.Lock()
+				av.picked = append(av.picked[:0], addrs...)
+				av.mu.Unlock()
 				return g.pickers[j].Pick(info)
 			}
 		}
@@ -160,8 +176,10 @@ func (p *picker) pickAvoiding(info balancer.PickInfo, t tagctx.Tag, pl *plan, av
 	if !t.IsZero() {
 		what = fmt.Sprintf("tag %q (tried %s)", t, pl.tried)
 	}
+	av.mu.Lock()
+	defer av.mu.Unlock()
 	st := status.Newf(codes.Unavailable, "rpc: no endpoint left for %s: %s refused it as misdirected; last: %s",
-		what, strings.Join(av.addrs, ", "), av.why)
+		what, strings.Join(slices.Compact(slices.Sorted(slices.Values(av.addrs))), ", "), av.why)
 	if d, err := st.WithDetails(av.last); err == nil {
 		st = d
 	}

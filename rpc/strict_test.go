@@ -24,10 +24,12 @@ func TestStrictAddressReuse(t *testing.T) {
 		name     string
 		strict   bool
 		fallback rpc.Fallback
+		hostname bool // the resolver names lane a's endpoint "localhost:port"
 	}{
 		{name: "not strict: b serves lane a", fallback: rpc.FallbackStable},
 		{name: "strict: refused and re-picked to stable", strict: true, fallback: rpc.FallbackStable},
 		{name: "strict, fallback fail: fails with the reason", strict: true, fallback: rpc.FallbackFail},
+		{name: "strict, endpoint by host name: re-picked to stable", strict: true, fallback: rpc.FallbackStable, hostname: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,7 +40,12 @@ func TestStrictAddressReuse(t *testing.T) {
 			}
 			s1 := startInstance(t, "s1", tagctx.Tag{}, nil, sopts...)
 			a1 := startInstance(t, "a1", tagctx.MustParse("a"), nil, sopts...)
-			c, _ := dial(t, []rpc.Option{rpc.WithFallback(tt.fallback)}, s1, a1)
+			resolved := a1
+			if tt.hostname {
+				_, port, _ := strings.Cut(a1.addr, ":")
+				resolved = &instance{name: "a1", node: a1.node, addr: "localhost:" + port}
+			}
+			c, _ := dial(t, []rpc.Option{rpc.WithFallback(tt.fallback)}, s1, resolved)
 			waitServed(t, ctx, c, "a", a1)
 
 			a1.srv.Stop()
