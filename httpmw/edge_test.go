@@ -659,9 +659,26 @@ func FuzzTrustNoneGRPCEdge(f *testing.F) {
 	}
 	slices.Sort(names)
 	f.Fuzz(func(t *testing.T, key, value, bag, host string, edge uint8) {
+		// gRPC sends only [0-9a-z-_.] keys and printable ASCII values:
+		// map the input onto what it sends, so executions reach the edge.
+		key = strings.Map(func(r rune) rune {
+			if 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || strings.ContainsRune("-_.", r) {
+				return r
+			}
+			return -1
+		}, strings.ToLower(key))
+		printable := func(s string) string {
+			return strings.Map(func(r rune) rune {
+				if r < 0x20 || r > 0x7e {
+					return -1
+				}
+				return r
+			}, s)
+		}
+		value, bag = printable(value), printable(bag)
 		md := metadata.MD{}
 		if key != "" {
-			md[strings.ToLower(key)] = append(md[strings.ToLower(key)], value)
+			md[key] = append(md[key], value)
 		}
 		if bag != "" {
 			md["baggage"] = append(md["baggage"], bag)
