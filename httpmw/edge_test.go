@@ -144,6 +144,13 @@ func newWorld(t testing.TB, trust tagctx.Trust) *world {
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
 	w.edges["proxy"] = startServer(t, httpmw.Handler(proxy(httpmw.Transport(base)), edgeOpts...))
+	// The same, with HTTP/2 (h2c) to the next hop: the untagged mark is an
+	// empty header field there too.
+	var p2 http.Protocols
+	p2.SetUnencryptedHTTP2(true)
+	base2 := &http.Transport{Protocols: &p2}
+	t.Cleanup(base2.CloseIdleConnections)
+	w.edges["proxy-h2c"] = startServer(t, httpmw.Handler(proxy(httpmw.Transport(base2)), edgeOpts...))
 	for name, props := range propagators {
 		w.edges["otelhttp+proxy/"+name] = startServer(t, otelhttp.NewHandler(
 			httpmw.Handler(proxy(otelhttp.NewTransport(httpmw.Transport(base), otelhttp.WithPropagators(props))), edgeOpts...),
@@ -261,13 +268,15 @@ func TestForwardedHostDoesNotRetag(t *testing.T) {
 			w := newWorld(t, trust)
 			edge := w.edges["proxy"]
 			for cname, c := range clients(t) {
-				for _, host := range hosts {
-					body, err := get(c, edge.URL, host, nil)
-					if err != nil {
-						t.Fatalf("%s, Host %q: %v", cname, host, err)
-					}
-					if l := leaked(body); l != nil {
-						t.Errorf("%s, Host %q: a later hop took a lane: %v", cname, host, l)
+				for _, ename := range []string{"proxy", "proxy-h2c"} {
+					for _, host := range hosts {
+						body, err := get(c, w.edges[ename].URL, host, nil)
+						if err != nil {
+							t.Fatalf("%s to %s, Host %q: %v", cname, ename, host, err)
+						}
+						if l := leaked(body); l != nil {
+							t.Errorf("%s to %s, Host %q: a later hop took a lane: %v", cname, ename, host, l)
+						}
 					}
 				}
 			}

@@ -118,7 +118,7 @@ func CheckBaggage(values []string) error {
 // named key, as OpenTelemetry's baggage.Parse would read it (key trimmed of
 // Unicode white space). Over the limits it returns an error matching
 // ErrLimit and reads nothing: a conforming reader ignores such baggage,
-// and the caller should drop it. It does not allocate.
+// and the caller should drop it. Within the limits it does not allocate.
 func HasMember(values []string, key string) (bool, error) {
 	if len(values) == 0 {
 		return false, nil
