@@ -22,6 +22,8 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -360,7 +362,10 @@ func TestHostileInputBounded(t *testing.T) {
 				mu.Unlock()
 			}
 		}))
-	srv := startServer(t, h)
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	srv := startServer(t, otelhttp.NewHandler(h, "edge", otelhttp.WithTracerProvider(tp)))
 	c := clients(t)["http1"]
 	for _, host := range []string{
 		"app-" + strings.Repeat("e", 512<<10) + ".test.example.com",
@@ -388,6 +393,23 @@ func TestHostileInputBounded(t *testing.T) {
 		if len(r) > 300 {
 			t.Errorf("observer reason of %d bytes: %.120q", len(r), r)
 		}
+	}
+	events := 0
+	for _, span := range sr.Ended() {
+		for _, ev := range span.Events() {
+			if ev.Name != httpmw.EventRejected {
+				continue
+			}
+			events++
+			for _, kv := range ev.Attributes {
+				if v := kv.Value.Emit(); len(v) > 300 {
+					t.Errorf("span event attribute %s of %d bytes: %.120q", kv.Key, len(v), v)
+				}
+			}
+		}
+	}
+	if events != 3 {
+		t.Errorf("%d rejection span events, want 3", events)
 	}
 }
 

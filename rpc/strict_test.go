@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -168,5 +170,63 @@ func TestHostileAllocsConstant(t *testing.T) {
 		if small, big := allocs(16<<10), allocs(1<<20); small != big || big > budget {
 			t.Errorf("%+v: %v allocations for 16 KiB, %v for 1 MiB; want equal, at most %d", trust, small, big, budget)
 		}
+	}
+}
+
+// TestHostileAndSmallerFindings drives findings 3 and 6 of issue 11 through
+// a real server and a plain client (a hostile caller runs no taglane):
+// 1 MiB of baggage carrying the member serves untagged with the baggage
+// gone and a short reason; under TrustNone, baggage that merely mentions
+// x-tag is not a tag; an IPv4-mapped prefix trusts an IPv4 peer.
+func TestHostileAndSmallerFindings(t *testing.T) {
+	ctx := testCtx(t)
+	big := strings.Repeat("k=v,", 1<<18) + "x-tag=evil"
+	tests := []struct {
+		name      string
+		trust     tagctx.Trust
+		md        []string
+		wantTag   string
+		wantWhy   string // part of Observation.Rejected; "" for none
+		wantNoBag bool
+	}{
+		{name: "1 MiB baggage, TrustAll", trust: tagctx.TrustAll(), md: []string{"baggage", big}, wantWhy: "limit 8192", wantNoBag: true},
+		{name: "1 MiB baggage, TrustNone", trust: tagctx.TrustNone(), md: []string{"baggage", big}, wantWhy: "stripped unread", wantNoBag: true},
+		{name: "1 MiB baggage, TrustTags", trust: tagctx.TrustTags(tagctx.MustParse("a")), md: []string{"baggage", big}, wantWhy: "limit 8192", wantNoBag: true},
+		{name: "TrustNone: x-tag-owner and note=x-tag are no tag", trust: tagctx.TrustNone(), md: []string{"baggage", "x-tag-owner=bob,note=x-tag"}},
+		{name: "v4-mapped prefix trusts an IPv4 peer", trust: tagctx.TrustNetworks(netip.MustParsePrefix("::ffff:127.0.0.0/104")), md: []string{"x-tag", "a"}, wantTag: "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var seenBag []string
+			in := startInstance(t, "s", tagctx.Tag{}, func(ctx context.Context, _ *instance) (string, error) {
+				md, _ := metadata.FromIncomingContext(ctx)
+				seenBag = md.Get("baggage")
+				return "s", nil
+			}, rpc.WithTrust(tt.trust))
+			cc, err := grpc.NewClient(in.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			resp, err := testpb.NewTestServiceClient(cc).UnaryCall(metadata.AppendToOutgoingContext(ctx, tt.md...), &testpb.SimpleRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetUsername() != tt.wantTag {
+				t.Errorf("served as %q, want %q", resp.GetUsername(), tt.wantTag)
+			}
+			if tt.wantNoBag && seenBag != nil {
+				t.Errorf("handler saw %d bytes of baggage; want it dropped", len(strings.Join(seenBag, ",")))
+			}
+			in.mu.Lock()
+			rejected := in.proofs[0].Rejected
+			in.mu.Unlock()
+			switch {
+			case tt.wantWhy == "" && rejected != nil:
+				t.Errorf("reported %v; want nothing", rejected)
+			case tt.wantWhy != "" && (rejected == nil || !strings.Contains(rejected.Error(), tt.wantWhy) || len(rejected.Error()) > 300):
+				t.Errorf("reported %v; want a short reason containing %q", rejected, tt.wantWhy)
+			}
+		})
 	}
 }
