@@ -248,6 +248,10 @@ type picker struct {
 	unknown  *plan                // any other lane: straight to the fallback policy
 	untagged *plan
 	fallback Fallback
+
+	// refused holds, per traffic tag, the addresses strict servers
+	// refused calls at, for as long as this picker lives; see repick.go.
+	refused atomic.Pointer[map[tagctx.Tag]*avoidSet]
 }
 
 var _ balancer.Picker = (*picker)(nil)
@@ -370,8 +374,8 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			pl = p.unknown
 		}
 	}
-	if av := avoiding(info.Ctx); av != nil {
-		return p.pickAvoiding(info, t, pl, av) // a strict server refused this call: see repick.go
+	if av, call := p.avoiding(info.Ctx, t); av != nil {
+		return p.pickAvoiding(info, t, pl, av, call) // a strict server refused: see repick.go
 	}
 	if pl.g != nil {
 		return pl.g.pick(info)

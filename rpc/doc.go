@@ -78,9 +78,12 @@
 // endpoint ruled out, at most MaxRepicks times: the call lands on its lane,
 // its parents or stable, or fails with the reason. The endpoint is known by
 // the address the server accepted the connection on (and, on a re-pick,
-// the address gRPC connected to), so a proxy between client and server
-// hides it; it is ruled out for that call only, not until the resolver
-// updates. Streams fail with the refusal as their status.
+// the address gRPC connected to and the endpoint the re-pick chose), so a
+// proxy between client and server hides it. Once refused, an endpoint is
+// skipped by calls of that traffic tag until the balancer next rebuilds its
+// picker (the resolver updates, or an endpoint's state changes), so stale
+// discovery costs one refusal, not one per call; picks that skip endpoints
+// allocate. Streams fail with the refusal as their status.
 //
 // # Proof
 //

@@ -147,8 +147,9 @@ func WithNode(t tagctx.Tag) Option {
 // MisdirectedReason; see Misdirected), sent before the handler runs, so
 // stale discovery (a lane-a address now held by a lane-b instance) cannot
 // cross lanes. The client interceptor re-picks a refused unary call, ruling
-// out the refusing endpoint, at most MaxRepicks times; a stream fails with
-// the refusal as its status. The observer gets the refusal with the zero
+// out the refusing endpoint (for later calls of the same tag too, until
+// the balancer's picker is rebuilt), at most MaxRepicks times; a stream
+// fails with the refusal as its status. The observer gets the refusal with the zero
 // Route (no lane served it) and Rejected matching ErrMisdirected. Off by
 // default: a misroute is then served and reported.
 func WithStrict() Option {

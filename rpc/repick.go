@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -73,13 +74,54 @@ type avoidKey struct{}
 // some call has one: every other pick pays one atomic load.
 var repicking atomic.Int32
 
-// avoiding returns the avoid set of a re-picked call's context, or nil.
-func avoiding(ctx context.Context) *avoidSet {
-	if repicking.Load() == 0 {
-		return nil
+// avoiding returns the avoid set of a re-picked call's context (call is
+// true), else the addresses this picker has seen refuse calls of tag t,
+// else nil.
+func (p *picker) avoiding(ctx context.Context, t tagctx.Tag) (av *avoidSet, call bool) {
+	if repicking.Load() > 0 {
+		if av, _ := ctx.Value(avoidKey{}).(*avoidSet); av != nil {
+			return av, true
+		}
 	}
-	av, _ := ctx.Value(avoidKey{}).(*avoidSet)
-	return av
+	if m := p.refused.Load(); m != nil {
+		return (*m)[t], false
+	}
+	return nil, false
+}
+
+// remember adds the addresses of a call's avoid set to the picker's for
+// tag t, so later calls of t skip the refusing endpoints without a refusal
+// each, until the picker is rebuilt (the resolver or an endpoint's state
+// changed). Per tag, because whether an instance refuses depends on the
+// traffic. Copied on write: picks read it without a lock.
+func (p *picker) remember(t tagctx.Tag, av *avoidSet) {
+	av.mu.Lock()
+	addrs, why, last := slices.Clone(av.addrs), av.why, av.last
+	av.mu.Unlock()
+	for {
+		old := p.refused.Load()
+		next := make(map[tagctx.Tag]*avoidSet)
+		if old != nil {
+			maps.Copy(next, *old)
+		}
+		set := &avoidSet{why: why, last: last}
+		if prev := next[t]; prev != nil {
+			set.addrs = slices.Clone(prev.addrs)
+		}
+		grew := false
+		for _, a := range addrs {
+			if !slices.Contains(set.addrs, a) {
+				set.addrs, grew = append(set.addrs, a), true
+			}
+		}
+		if !grew {
+			return
+		}
+		next[t] = set
+		if p.refused.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }
 
 // avoidSet is the addresses (host:port) a re-picked call must not go to.
@@ -119,7 +161,7 @@ func invokeRepicking(ctx context.Context, method string, req, reply any, cc *grp
 	var p peer.Peer
 	for range MaxRepicks {
 		ei := Misdirected(err)
-		if ei == nil {
+		if ei == nil || ei.GetMetadata()["exhausted"] != "" {
 			return err
 		}
 		if av == nil {
@@ -151,10 +193,14 @@ func invokeRepicking(ctx context.Context, method string, req, reply any, cc *grp
 	return err
 }
 
-// pickAvoiding is Pick for a call re-picked after a strict server's
-// refusal: the first READY endpoint of the chain (lane, parents, stable
-// unless the policy is fail) whose address did not refuse it.
-func (p *picker) pickAvoiding(info balancer.PickInfo, t tagctx.Tag, pl *plan, av *avoidSet) (balancer.PickResult, error) {
+// pickAvoiding is Pick once a strict server refused a call: the first
+// READY endpoint of the chain (lane, parents, stable unless the policy is
+// fail) whose address is not in av. call says av is the call's own (a
+// re-pick), which the picker then remembers for later calls.
+func (p *picker) pickAvoiding(info balancer.PickInfo, t tagctx.Tag, pl *plan, av *avoidSet, call bool) (balancer.PickResult, error) {
+	if call {
+		p.remember(t, av)
+	}
 	var addrs []string
 	for _, g := range pl.ready {
 		n := int(g.next.Add(1))
@@ -165,9 +211,11 @@ func (p *picker) pickAvoiding(info balancer.PickInfo, t tagctx.Tag, pl *plan, av
 				addrs = append(addrs, normalizeAddr(a.Addr))
 			}
 			if !av.has(addrs) {
-				av.mu.Lock()
-				av.picked = append(av.picked[:0], addrs...)
-				av.mu.Unlock()
+				if call {
+					av.mu.Lock()
+					av.picked = append(av.picked[:0], addrs...)
+					av.mu.Unlock()
+				}
 				return g.pickers[j].Pick(info)
 			}
 		}
@@ -180,7 +228,13 @@ func (p *picker) pickAvoiding(info balancer.PickInfo, t tagctx.Tag, pl *plan, av
 	defer av.mu.Unlock()
 	st := status.Newf(codes.Unavailable, "rpc: no endpoint left for %s: %s refused it as misdirected; last: %s",
 		what, strings.Join(slices.Compact(slices.Sorted(slices.Values(av.addrs))), ", "), av.why)
-	if d, err := st.WithDetails(av.last); err == nil {
+	// The refusal's detail, marked exhausted: re-picking cannot help.
+	detail := &errdetails.ErrorInfo{Reason: MisdirectedReason, Domain: MisdirectedDomain, Metadata: map[string]string{"exhausted": "true"}}
+	if av.last != nil {
+		maps.Copy(detail.Metadata, av.last.GetMetadata())
+		detail.Metadata["exhausted"] = "true"
+	}
+	if d, err := st.WithDetails(detail); err == nil {
 		st = d
 	}
 	return balancer.PickResult{}, st.Err()

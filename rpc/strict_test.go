@@ -51,7 +51,7 @@ func TestStrictAddressReuse(t *testing.T) {
 				_, port, _ := strings.Cut(a1.addr, ":")
 				resolved = &instance{name: "a1", node: a1.node, addr: "localhost:" + port}
 			}
-			c, _ := dial(t, []rpc.Option{rpc.WithFallback(tt.fallback)}, s1, resolved)
+			c, r := dial(t, []rpc.Option{rpc.WithFallback(tt.fallback)}, s1, resolved)
 			waitServed(t, ctx, c, "a", a1)
 
 			a1.srv.Stop()
@@ -106,7 +106,19 @@ func TestStrictAddressReuse(t *testing.T) {
 			if tt.fallback == rpc.FallbackStable && served["s1"] != calls {
 				t.Errorf("served %v: want all %d on s1, the fallback", served, calls)
 			}
+			// The picker remembers the refusing endpoint for lane a: the
+			// calls above do not each pay a refusal first.
+			if refused > calls/2 {
+				t.Errorf("b1 refused %d of %d calls; want the endpoint avoided after the first refusals", refused, calls)
+			}
 			t.Logf("served %v; b1 refused %d calls", served, refused)
+
+			// Discovery catches up: the address is lane b's now.
+			r.UpdateState(state(s1, b1))
+			waitServed(t, ctx, c, "b", b1)
+			if tt.fallback == rpc.FallbackStable {
+				waitServed(t, ctx, c, "a", s1)
+			}
 		})
 	}
 }
