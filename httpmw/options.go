@@ -66,7 +66,10 @@ func (f wireOption) applyTransport(c *wireConfig) { f(c) }
 // server reads them in the order given and the first one present decides
 // (some existing systems send a bare "tag" header: list it after X-Tag).
 // Transport writes the first name and removes the others from outgoing
-// requests. With no names at all the tag travels only in baggage.
+// requests; an explicit untagged decision goes out as the first name with
+// an empty value (the untagged mark). With no names at all the tag travels
+// only in baggage, and "untagged" cannot be said on the wire: a later hop
+// must then not read a host pattern.
 func WithHeaders(names ...string) WireOption {
 	names = append([]string(nil), names...)
 	return wireOption(func(c *wireConfig) { c.headers = names })
