@@ -134,15 +134,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rejected error // a tag, or tag-bearing input, not accepted
 		header   http.Header
 	)
+	bag := r.Header[baggageHeader] // read once: every step below needs it
 	if s.trust.Strips() {
-		if carries, err := s.carriesTag(r.Header); carries {
+		if carries, err := s.carriesTag(r.Header, bag); carries {
 			rejected = errStripped
 			if err != nil {
 				rejected = fmt.Errorf("httpmw: inbound baggage %w, stripped unread: %w", ErrUntrusted, err)
 			}
 		}
 	} else {
-		traffic, decided, rejected = s.extract(r)
+		traffic, decided, rejected = s.extract(r, bag)
 	}
 	if rejected != nil {
 		// What the handler sees agrees with the decision: a later
@@ -166,12 +167,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// otelhttp, outside this middleware, may have put the caller's member
 	// into the context's OpenTelemetry baggage; otelgrpc and otelhttp
-	// transports would send it on. It must say what was decided.
-	if b := baggage.FromContext(ctx); b.Len() > 0 {
-		if m := b.Member(s.wire.baggageKey); m.Key() != "" && m.Value() != traffic.String() {
-			if nb, err := tagctx.ToBaggage(b, s.wire.baggageKey, traffic); err == nil {
-				ctx = baggage.ContextWithBaggage(ctx, nb)
-				mark = true
+	// transports would send it on. It must say what was decided. Only a
+	// request with baggage can have put it there, so the others skip the
+	// context walk.
+	if bag != nil {
+		if b := baggage.FromContext(ctx); b.Len() > 0 {
+			if m := b.Member(s.wire.baggageKey); m.Key() != "" && m.Value() != traffic.String() {
+				if nb, err := tagctx.ToBaggage(b, s.wire.baggageKey, traffic); err == nil {
+					ctx = baggage.ContextWithBaggage(ctx, nb)
+					mark = true
+				}
 			}
 		}
 	}
@@ -228,8 +233,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // extract returns the accepted traffic tag of r; decided reports a source
 // that was present (a tag, or the untagged mark). If the caller sent a tag
 // that is not accepted, err is the reason.
-func (s *server) extract(r *http.Request) (tagctx.Tag, bool, error) {
-	t, found, err := s.find(r)
+func (s *server) extract(r *http.Request, bag []string) (tagctx.Tag, bool, error) {
+	t, found, err := s.find(r, bag)
 	if !found || err != nil || t.IsZero() {
 		return tagctx.Tag{}, found, err
 	}
@@ -242,7 +247,7 @@ func (s *server) extract(r *http.Request) (tagctx.Tag, bool, error) {
 // find reads the sources in precedence order; the first one present
 // decides. tagctx.Extract checks the byte and member limits before parsing,
 // and the host its length; errors quote a bounded prefix.
-func (s *server) find(r *http.Request) (t tagctx.Tag, found bool, err error) {
+func (s *server) find(r *http.Request, bag []string) (t tagctx.Tag, found bool, err error) {
 	for _, name := range s.wire.headers {
 		if vals := r.Header[name]; len(vals) > 0 {
 			t, _, err := tagctx.Extract(vals, nil, s.wire.baggageKey)
@@ -252,7 +257,7 @@ func (s *server) find(r *http.Request) (t tagctx.Tag, found bool, err error) {
 			return t, true, nil
 		}
 	}
-	if bag := r.Header[baggageHeader]; len(bag) > 0 {
+	if len(bag) > 0 {
 		t, found, err := tagctx.Extract(nil, bag, s.wire.baggageKey)
 		if err != nil {
 			return tagctx.Tag{}, true, fmt.Errorf("httpmw: baggage: %w", err)
@@ -316,7 +321,7 @@ const maxAddrLen = 128
 // carriesTag reports whether h has a tag header with a value (the empty
 // untagged mark is no tag) or the baggage member; err (ErrLimit) when the
 // baggage is over the limits and was not read.
-func (s *server) carriesTag(h http.Header) (bool, error) {
+func (s *server) carriesTag(h http.Header, bag []string) (bool, error) {
 	for _, name := range s.wire.headers {
 		for _, v := range h[name] {
 			if v != "" {
@@ -324,7 +329,7 @@ func (s *server) carriesTag(h http.Header) (bool, error) {
 			}
 		}
 	}
-	has, err := tagctx.HasMember(h[baggageHeader], s.wire.baggageKey)
+	has, err := tagctx.HasMember(bag, s.wire.baggageKey)
 	return has || err != nil, err
 }
 

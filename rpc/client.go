@@ -19,7 +19,12 @@ import (
 func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 	o := newOptions(opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
-		return invokeRepicking(o.clientContext(ctx), method, req, reply, cc, invoker, callOpts)
+		ctx = o.clientContext(ctx)
+		err := invoker(ctx, method, req, reply, cc, callOpts...)
+		if err == nil {
+			return nil
+		}
+		return repick(ctx, err, method, req, reply, cc, invoker, callOpts)
 	}
 }
 

@@ -148,15 +148,11 @@ func (a *avoidSet) has(ep []string) bool {
 	return false
 }
 
-// invokeRepicking runs a unary call and, while a strict server refuses it
-// as misdirected, runs it again (at most MaxRepicks times) with the
-// refusing endpoints ruled out, so it lands on the right instance, or the
-// lane's fallback, or fails with the reason.
-func invokeRepicking(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
-	err := invoker(ctx, method, req, reply, cc, opts...)
-	if err == nil {
-		return nil
-	}
+// repick takes the error of a unary call and, while a strict server
+// refuses it as misdirected, runs the call again (at most MaxRepicks
+// times) with the refusing endpoints ruled out, so it lands on the right
+// instance, or the lane's fallback, or fails with the reason.
+func repick(ctx context.Context, err error, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
 	var av *avoidSet
 	var p peer.Peer
 	for range MaxRepicks {

@@ -125,8 +125,10 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 	}
 	// otelgrpc may have put the caller's member into the context's
 	// OpenTelemetry baggage, which its client side sends on: it must say
-	// what was decided.
-	ctx = o.alignBaggage(ctx, traffic)
+	// what was decided. Only a call with baggage can have put it there.
+	if len(bagVals) > 0 {
+		ctx = o.alignBaggage(ctx, traffic)
+	}
 
 	// A stable node needs no explicit untagged mark when no decision came
 	// in and the trust policy accepts every tag: Effective is the zero Tag
