@@ -2,7 +2,9 @@ package httpmw_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -153,5 +155,92 @@ func BenchmarkTransport(b *testing.B) {
 	})
 	b.Run("otel-baggage", func(b *testing.B) {
 		benchRoundTrip(b, otelInject{base}, baggage.ContextWithBaggage(context.Background(), bag))
+	})
+}
+
+// trustModes are the entry point policies the hostile benchmarks run under.
+var trustModes = []struct {
+	name  string
+	trust tagctx.Trust
+}{
+	{"TrustAll", tagctx.TrustAll()},
+	{"TrustNone", tagctx.TrustNone()},
+	{"TrustTags", tagctx.TrustTags(featureX)},
+	{"TrustNetworks", tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8"))},
+}
+
+// BenchmarkHostile is what hostile input costs the middleware in process:
+// 1 MiB of baggage carrying the member under each trust policy, and a
+// 512 KiB Host with a host pattern. The cost must be a length check and a
+// constant number of allocations, whatever the size; "bare" is the handler
+// alone.
+func BenchmarkHostile(b *testing.B) {
+	bag := http.Header{"Baggage": {strings.Repeat("k=v,", 1<<18) + "x-tag=evil"}}
+	b.Run("1MiB-baggage/bare", func(b *testing.B) { benchServe(b, final, bag) })
+	for _, m := range trustModes {
+		b.Run("1MiB-baggage/"+m.name, func(b *testing.B) {
+			benchServe(b, httpmw.Handler(final, httpmw.WithTrust(m.trust)), bag)
+		})
+	}
+	host := "app-" + strings.Repeat("e", 512<<10) + ".test.example.com"
+	b.Run("512KiB-host/bare", func(b *testing.B) { benchServeHost(b, final, host) })
+	b.Run("512KiB-host/httpmw", func(b *testing.B) {
+		benchServeHost(b, httpmw.Handler(final, httpmw.WithHostPattern("app-{tag}.test.example.com")), host)
+	})
+	b.Run("512KiB-host/httpmw+reject", func(b *testing.B) {
+		benchServeHost(b, httpmw.Handler(final, httpmw.WithHostPattern("app-{tag}.test.example.com"), httpmw.WithRejectInvalid()), host)
+	})
+}
+
+func benchServeHost(b *testing.B, h http.Handler, host string) {
+	b.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://svc.test/orders", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Host = host
+	req.RemoteAddr = "127.0.0.1:40000"
+	w := nopWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkHostileServer is the same hostile requests through a real
+// HTTP/1.1 server on loopback, beside the same server without taglane:
+// the request as a caller pays for it.
+func BenchmarkHostileServer(b *testing.B) {
+	bag := strings.Repeat("k=v,", 1<<18) + "x-tag=evil"
+	host := "app-" + strings.Repeat("e", 512<<10) + ".test.example.com"
+	run := func(b *testing.B, h http.Handler, header http.Header, host string) {
+		srv := startServer(b, h)
+		tr := &http.Transport{}
+		b.Cleanup(tr.CloseIdleConnections)
+		c := &http.Client{Transport: tr}
+		req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header, req.Host = header, host
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	b.Run("1MiB-baggage/no-taglane", func(b *testing.B) { run(b, final, http.Header{"Baggage": {bag}}, "") })
+	for _, m := range trustModes {
+		b.Run("1MiB-baggage/"+m.name, func(b *testing.B) {
+			run(b, httpmw.Handler(final, httpmw.WithTrust(m.trust)), http.Header{"Baggage": {bag}}, "")
+		})
+	}
+	b.Run("512KiB-host/no-taglane", func(b *testing.B) { run(b, final, http.Header{}, host) })
+	b.Run("512KiB-host/httpmw", func(b *testing.B) {
+		run(b, httpmw.Handler(final, httpmw.WithHostPattern("app-{tag}.test.example.com")), http.Header{}, host)
 	})
 }

@@ -30,6 +30,15 @@
 // reported, or answered with 400 under WithRejectInvalid. WithTrust decides
 // whose tags are believed; a production edge strips them.
 //
+// A decision is final downstream. An entry point that is not TrustAll, or
+// that refused a tag, marks the request's context, and Transport then sends
+// the untagged mark, an empty X-Tag, which the next hop takes as decided:
+// it reads neither baggage nor its host pattern, so a Host that a reverse
+// proxy forwards cannot pick a lane. A refused tag is removed from
+// r.Header and from the context's OpenTelemetry baggage. WithStrict makes
+// an instance refuse traffic it should not serve (421 Misdirected Request)
+// rather than serve a misroute that stale discovery sent it.
+//
 // With otelhttp, put otelhttp outside on both sides: its handler around
 // this middleware, so the route proof lands on its server span, and its
 // transport around this one, so the tag member is merged into the baggage

@@ -154,3 +154,53 @@ func ExampleWithObserver() {
 	handler.ServeHTTP(httptest.NewRecorder(), req)
 	// Output: http /orders traffic="feature-x" node="" route=fallback
 }
+
+// A strict lane instance refuses traffic of another lane, so a client that
+// reached it through stale discovery learns why and can pick again.
+func ExampleWithStrict() {
+	handler := httpmw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "served")
+	}), httpmw.WithStrict(), httpmw.WithNode(tagctx.MustParse("feature-x")),
+		httpmw.WithObserver(func(context.Context, tagctx.Observation) {})) // hears the refusal: Rejected matches ErrMisdirected
+
+	for _, tag := range []string{"feature-x", "feature-y"} {
+		req := httptest.NewRequest(http.MethodGet, "/orders", nil)
+		req.Header.Set("X-Tag", tag)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		fmt.Printf("%s: %d %q\n", tag, rec.Code, rec.Header().Get(httpmw.RefusedHeader))
+	}
+	// Output:
+	// feature-x: 200 ""
+	// feature-y: 421 "traffic=feature-y node=feature-x"
+}
+
+// Behind an edge that strips tags, the transport sends "untagged" as an
+// empty X-Tag, so the next hop cannot take a lane from the Host or the
+// baggage the caller sent.
+func ExampleTransport_untaggedMark() {
+	var sent http.Header
+	next := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sent = r.Header }))
+	defer next.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: httpmw.Transport(tr)}
+
+	edge := httpmw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, next.URL, nil)
+		out.Header = r.Header.Clone() // forwarding what came in
+		resp, err := client.Do(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+	}), httpmw.WithTrust(tagctx.TrustNone()))
+
+	req := httptest.NewRequest(http.MethodGet, "http://app-evil.test.example.com/", nil)
+	req.Header.Set("Baggage", "userid=42,x-tag=evil")
+	edge.ServeHTTP(httptest.NewRecorder(), req)
+	fmt.Printf("X-Tag %q, Baggage %q\n", sent.Get("X-Tag"), sent.Get("Baggage"))
+	// Output:
+	// X-Tag "", Baggage "userid=42"
+}

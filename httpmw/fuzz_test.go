@@ -111,6 +111,9 @@ func FuzzMiddlewareHeaders(f *testing.F) {
 	f.Add("bad_tag", "feature-y", "x-tag=feature-z", "app-lane-1.test.example.com", true)
 	f.Add(strings.Repeat("a", 9000), "", "", "", true)
 	f.Add("", "", strings.Repeat("k=v,", 70), "", false)
+	f.Add("", "", "", "app-"+strings.Repeat("e", 9000)+".test.example.com", true)
+	f.Add("", "", "", "app-evil.test.example.com:http", true)
+	f.Add("", "", "x-tag\u00a0=evil", "", false)
 	f.Fuzz(func(t *testing.T, xtag, bareTag, baggage, host string, reject bool) {
 		var obs []tagctx.Observation
 		opts := []httpmw.Option{
@@ -133,6 +136,10 @@ func FuzzMiddlewareHeaders(f *testing.F) {
 		tag, ran, status := probe(t, mw, &obs, req)
 		checkTag(t, tag)
 		rejected := obs[0].Rejected
+		// Rejections quote a bounded prefix of the input, whatever its size.
+		if rejected != nil && len(rejected.Error()) > 512 {
+			t.Fatalf("rejection of %d bytes: %.200q", len(rejected.Error()), rejected.Error())
+		}
 		switch {
 		case status == http.StatusBadRequest:
 			if !reject || rejected == nil || ran {

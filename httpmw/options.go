@@ -43,6 +43,7 @@ type serverConfig struct {
 	routeHeader   bool
 	node          tagctx.Tag
 	nodeSet       bool
+	strict        bool
 }
 
 func defaultWire() wireConfig {
@@ -65,7 +66,10 @@ func (f wireOption) applyTransport(c *wireConfig) { f(c) }
 // server reads them in the order given and the first one present decides
 // (some existing systems send a bare "tag" header: list it after X-Tag).
 // Transport writes the first name and removes the others from outgoing
-// requests. With no names at all the tag travels only in baggage.
+// requests; an explicit untagged decision goes out as the first name with
+// an empty value (the untagged mark). With no names at all the tag travels
+// only in baggage, and "untagged" cannot be said on the wire: a later hop
+// must then not read a host pattern.
 func WithHeaders(names ...string) WireOption {
 	names = append([]string(nil), names...)
 	return wireOption(func(c *wireConfig) { c.headers = names })
@@ -90,11 +94,22 @@ func WithHostPattern(pattern string) Option {
 
 // WithTrust sets which inbound tags are believed. The default,
 // tagctx.TrustAll, suits test environments. tagctx.TrustNone (strip) is
-// for production edges: the tag headers and the baggage member are removed
-// from the request the handler sees, so nothing downstream forwards them.
-// With TrustTags or TrustNetworks a refused tag leaves the request
-// untagged, reported to the observer with an error matching ErrUntrusted;
-// it is never answered with 400, as the caller sent a well-formed tag.
+// for production edges. Under any policy, a tag that is not accepted is
+// removed (tag headers and baggage member) from the request the handler
+// sees and from the context's OpenTelemetry baggage, so neither a later
+// tagctx.Propagator.Extract nor a handler forwarding what it received can
+// take it back. With TrustTags or TrustNetworks a refused tag leaves the
+// request untagged, reported to the observer with an error matching
+// ErrUntrusted; it is never answered with 400, as the caller sent a
+// well-formed tag.
+//
+// Under any policy but TrustAll the decision is final for every request,
+// "untagged" included: the context is always marked, and Transport writes
+// the untagged mark (an empty tag header), so a later hop does not take a
+// lane from a forwarded Host or baggage. Under TrustAll an untagged
+// request with no tag source at all is left undecided (free on a stable
+// node), and a later hop's host pattern may still read its Host: the
+// caller could have sent X-Tag anyway.
 func WithTrust(t tagctx.Trust) Option {
 	return serverOption(func(c *serverConfig) { c.trust = t })
 }
@@ -103,7 +118,9 @@ func WithTrust(t tagctx.Trust) Option {
 // address in X-Forwarded-For (the one the nearest proxy appended) instead
 // of the connection's address. Off by default. Only use it when every
 // request passes through a proxy that appends to X-Forwarded-For: without
-// one, any caller can claim a trusted address.
+// one, any caller can claim a trusted address. A request without
+// X-Forwarded-For fails closed: its tag is refused, since the connection's
+// address is then the proxy's own.
 func WithForwardedFor() Option {
 	return serverOption(func(c *serverConfig) { c.forwardedFor = true })
 }
@@ -138,6 +155,18 @@ func WithRouteHeader() Option {
 // tagctx.Node(), read on every request.
 func WithNode(t tagctx.Tag) Option {
 	return serverOption(func(c *serverConfig) { c.node, c.nodeSet = t, true })
+}
+
+// WithStrict makes the server refuse a request it should not serve, a
+// misroute: traffic of another lane (not the node's lane, not a parent),
+// or stable traffic on a lane instance. It answers 421 Misdirected Request
+// with RefusedHeader, so stale discovery (a lane-a address now held by a
+// lane-b instance) cannot cross lanes; the client should pick another
+// instance. The observer gets the refusal with the zero Route (no lane
+// served it) and Rejected matching ErrMisdirected. Off by default: a
+// misroute is then served and reported.
+func WithStrict() Option {
+	return serverOption(func(c *serverConfig) { c.strict = true })
 }
 
 // validate canonicalizes the header names and checks every name, so a typo

@@ -7,8 +7,16 @@ import (
 	"net/netip"
 	"strings"
 
+	"go.opentelemetry.io/otel/baggage"
+
 	"github.com/taglane/taglane/tagctx"
 )
+
+// RefusedHeader is the response header of a strict server's refusal
+// (WithStrict), such as "traffic=feature-x node=feature-y", sent with 421
+// Misdirected Request: the client reached an instance of the wrong lane
+// (stale discovery) and should pick another.
+const RefusedHeader = "X-Taglane-Refused"
 
 // RouteHeader is the response header WithRouteHeader writes, such as
 // "traffic=feature-x node= route=fallback".
@@ -26,6 +34,11 @@ const (
 // (tagctx.ErrInvalidTag) or headers over the limits (tagctx.ErrLimit).
 // It is tagctx.ErrUntrusted, so one errors.Is works for every entry point.
 var ErrUntrusted = tagctx.ErrUntrusted
+
+// ErrMisdirected is matched by Observation.Rejected when WithStrict
+// refused a request this instance should not serve. It is
+// tagctx.ErrMisdirected.
+var ErrMisdirected = tagctx.ErrMisdirected
 
 // errStripped is prebuilt: a production edge under TrustNone sees lane tags
 // from every curious caller and should not pay for an error each time.
@@ -117,25 +130,55 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s, in := h.s, r
 	var (
 		traffic  tagctx.Tag
-		rejected error
-		header   http.Header // replaces r.Header when not nil
+		decided  bool  // an upstream hop's untagged mark, or a tag: forward the decision
+		rejected error // a tag, or tag-bearing input, not accepted
+		header   http.Header
 	)
+	bag := r.Header[baggageHeader] // read once: every step below needs it
 	if s.trust.Strips() {
-		if s.carriesTag(r.Header) {
-			header = s.stripTag(r.Header)
+		if carries, err := s.carriesTag(r.Header, bag); carries {
 			rejected = errStripped
+			if err != nil {
+				rejected = fmt.Errorf("httpmw: inbound baggage %w, stripped unread: %w", ErrUntrusted, err)
+			}
 		}
 	} else {
-		traffic, rejected = s.extract(r)
+		traffic, decided, rejected = s.extract(r, bag)
+	}
+	if rejected != nil {
+		// What the handler sees agrees with the decision: a later
+		// tagctx.Propagator.Extract, or a handler forwarding the headers,
+		// cannot take the tag back.
+		header = s.stripTag(r.Header)
 	}
 
 	ctx := r.Context()
-	// Marking costs a context node and a request copy. Skip it when the
-	// effective tag is already none (no decision upstream, stable node):
-	// the handler and its outgoing calls behave exactly as if marked.
-	mark := !traffic.IsZero() || !tagctx.Effective(ctx).IsZero()
+	// Marking costs a context node and a request copy. Skip it only when
+	// the trust policy accepts every tag, no tag or mark came in and the
+	// effective tag is already none (stable node): the handler and its
+	// outgoing calls then behave exactly as if marked. Every other
+	// decision is final and goes on the wire (Transport writes the
+	// untagged mark), so a forwarded Host or baggage cannot re-tag the
+	// request at a later hop.
+	mark := !traffic.IsZero() || decided || rejected != nil || !s.trust.AcceptsAll() ||
+		!tagctx.Effective(ctx).IsZero()
 	if mark {
 		ctx = tagctx.With(ctx, traffic)
+	}
+	// otelhttp, outside this middleware, may have put the caller's member
+	// into the context's OpenTelemetry baggage; otelgrpc and otelhttp
+	// transports would send it on. It must say what was decided. Only a
+	// request with baggage can have put it there, so the others skip the
+	// context walk.
+	if bag != nil {
+		if b := baggage.FromContext(ctx); b.Len() > 0 {
+			if m := b.Member(s.wire.baggageKey); m.Key() != "" && m.Value() != traffic.String() {
+				if nb, err := tagctx.ToBaggage(b, s.wire.baggageKey, traffic); err == nil {
+					ctx = baggage.ContextWithBaggage(ctx, nb)
+					mark = true
+				}
+			}
+		}
 	}
 	if mark || header != nil {
 		r = r.WithContext(ctx)
@@ -160,6 +203,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if refuse {
 		o.Route = 0 // answered 400, served by no lane: no verdict, as in package rpc
 	}
+	// A strict instance refuses a misroute: served by no lane, it is no
+	// misroute, and the observer hears why (with any refused tag too).
+	misdirected := s.strict && !refuse && o.Route == tagctx.RouteMisroute
+	if misdirected {
+		o.Route = 0
+		if err := tagctx.Misdirected("httpmw", traffic, node); rejected != nil {
+			o.Rejected = fmt.Errorf("%w (%w)", err, rejected)
+		} else {
+			o.Rejected = err
+		}
+	}
 	if s.routeHeader {
 		w.Header().Set(RouteHeader, "traffic="+traffic.String()+" node="+node.String()+" route="+o.Route.String())
 	}
@@ -168,30 +222,37 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, rejected.Error(), http.StatusBadRequest)
 		return
 	}
+	if misdirected {
+		tagctx.Record(ctx, o, s.observer)
+		w.Header().Set(RefusedHeader, "traffic="+traffic.String()+" node="+node.String())
+		http.Error(w, tagctx.Misdirected("httpmw", traffic, node).Error(), http.StatusMisdirectedRequest)
+		return
+	}
 	defer s.finish(ctx, &o, in, r) // route.go: the router's pattern, then the proof
 	h.next.ServeHTTP(w, r)
 }
 
-// extract returns the accepted traffic tag of r, or the zero Tag and, if
-// the caller sent a tag that is not accepted, the reason.
-func (s *server) extract(r *http.Request) (tagctx.Tag, error) {
-	t, found, err := s.find(r)
-	if !found || err != nil {
-		return tagctx.Tag{}, err
+// extract returns the accepted traffic tag of r; decided reports a source
+// that was present (a tag, or the untagged mark). If the caller sent a tag
+// that is not accepted, err is the reason.
+func (s *server) extract(r *http.Request, bag []string) (tagctx.Tag, bool, error) {
+	t, found, err := s.find(r, bag)
+	if !found || err != nil || t.IsZero() {
+		return tagctx.Tag{}, found, err
 	}
 	if err := s.trust.Check(t, s.peer(r)); err != nil {
-		return tagctx.Tag{}, fmt.Errorf("httpmw: %w", err)
+		return tagctx.Tag{}, true, fmt.Errorf("httpmw: %w", err)
 	}
-	return t, nil
+	return t, true, nil
 }
 
 // find reads the sources in precedence order; the first one present
-// decides. tagctx.Extract checks the byte and member limits before parsing.
-func (s *server) find(r *http.Request) (t tagctx.Tag, found bool, err error) {
-	bag := r.Header[baggageHeader]
+// decides. tagctx.Extract checks the byte and member limits before parsing,
+// and the host its length; errors quote a bounded prefix.
+func (s *server) find(r *http.Request, bag []string) (t tagctx.Tag, found bool, err error) {
 	for _, name := range s.wire.headers {
 		if vals := r.Header[name]; len(vals) > 0 {
-			t, _, err := tagctx.Extract(vals, bag, s.wire.baggageKey)
+			t, _, err := tagctx.Extract(vals, nil, s.wire.baggageKey)
 			if err != nil {
 				return tagctx.Tag{}, true, fmt.Errorf("httpmw: header %q: %w", name, err)
 			}
@@ -208,10 +269,14 @@ func (s *server) find(r *http.Request) (t tagctx.Tag, found bool, err error) {
 		}
 	}
 	if s.host.on {
-		if v, ok := s.host.match(r.Host); ok {
+		v, ok, err := s.host.match(r.Host)
+		if err != nil {
+			return tagctx.Tag{}, true, err
+		}
+		if ok {
 			t, err := tagctx.Parse(v)
 			if err != nil {
-				return tagctx.Tag{}, true, fmt.Errorf("httpmw: host %q: %w", r.Host, err)
+				return tagctx.Tag{}, true, fmt.Errorf("httpmw: host %s: %w", tagctx.Quote(r.Host), err)
 			}
 			return t, true, nil
 		}
@@ -223,21 +288,25 @@ func (s *server) find(r *http.Request) (t tagctx.Tag, found bool, err error) {
 // network trust refuses.
 func (s *server) peer(r *http.Request) netip.Addr {
 	if s.forwardedFor {
-		if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
-			// The last entry is the one the nearest proxy appended; those
-			// before it are whatever the caller claimed.
-			last := xff[len(xff)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			return parseAddr(strings.TrimSpace(last))
+		xff := r.Header["X-Forwarded-For"]
+		if len(xff) == 0 {
+			// Fail closed: the connection's address is the proxy's own,
+			// which a proxy that dropped the header would vouch for.
+			return netip.Addr{}
 		}
+		// The last entry is the one the nearest proxy appended; those
+		// before it are whatever the caller claimed.
+		last := xff[len(xff)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		return parseAddr(strings.TrimSpace(last))
 	}
 	return parseAddr(r.RemoteAddr)
 }
 
 func parseAddr(s string) netip.Addr {
-	if s == "" {
+	if s == "" || len(s) > maxAddrLen {
 		return netip.Addr{} // spare the parse errors' allocations
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
@@ -247,53 +316,50 @@ func parseAddr(s string) netip.Addr {
 	return a
 }
 
-// carriesTag reports whether h has a tag header or the baggage member.
-func (s *server) carriesTag(h http.Header) bool {
+// maxAddrLen bounds what parseAddr reads: the longest IPv6 address with a
+// zone and port is far shorter.
+const maxAddrLen = 128
+
+// carriesTag reports whether h has a tag header with a value (the empty
+// untagged mark is no tag) or the baggage member; err (ErrLimit) when the
+// baggage is over the limits and was not read.
+func (s *server) carriesTag(h http.Header, bag []string) (bool, error) {
 	for _, name := range s.wire.headers {
-		if _, ok := h[name]; ok {
-			return true
+		for _, v := range h[name] {
+			if v != "" {
+				return true, nil
+			}
 		}
 	}
-	return hasMember(h[baggageHeader], s.wire.baggageKey)
+	has, err := tagctx.HasMember(bag, s.wire.baggageKey)
+	return has || err != nil, err
 }
 
 // stripTag returns a copy of h without the tag headers and the baggage
-// member. A copy, because the caller's request (seen by outer middleware)
-// must not change under it.
+// member; baggage over the limits, which no conforming reader accepts, is
+// dropped whole, unread. A copy, because the caller's request (seen by
+// outer middleware) must not change under it.
 func (s *server) stripTag(h http.Header) http.Header {
 	h = h.Clone()
 	for _, name := range s.wire.headers {
 		delete(h, name)
 	}
-	var kept []string
-	for _, v := range h[baggageHeader] {
-		if v = tagctx.MergeBaggage(v, s.wire.baggageKey, tagctx.Tag{}); v != "" {
-			kept = append(kept, v)
-		}
+	bag := h[baggageHeader]
+	if len(bag) == 0 {
+		return h
 	}
-	if kept == nil {
-		delete(h, baggageHeader)
+	if has, err := tagctx.HasMember(bag, s.wire.baggageKey); err != nil || !has {
+		if err != nil {
+			delete(h, baggageHeader)
+		}
+		return h
+	}
+	if v := tagctx.MergeBaggageValues(bag, s.wire.baggageKey, tagctx.Tag{}); v != "" {
+		h[baggageHeader] = []string{v}
 	} else {
-		h[baggageHeader] = kept
+		delete(h, baggageHeader)
 	}
 	return h
-}
-
-// hasMember reports whether one of the baggage header values has a list
-// member named key. It is exact (unlike a substring test), so a member
-// such as x-tag-owner does not trigger a rewrite, and it allocates nothing.
-func hasMember(values []string, key string) bool {
-	for _, v := range values {
-		for v != "" {
-			var m string
-			m, v, _ = strings.Cut(v, ",")
-			k, _, _ := strings.Cut(m, "=")
-			if strings.Trim(k, " \t") == key {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // hostPattern matches host names such as app-feature-x.test.example.com
@@ -323,20 +389,48 @@ func parseHostPattern(p string) (hostPattern, error) {
 	return hostPattern{on: true, prefix: prefix, suffix: suffix}, nil
 }
 
+// maxHostLen bounds the Host header a pattern reads: a DNS name (253
+// bytes), a root dot and a port. Longer is refused unread.
+const maxHostLen = 253 + 1 + 6
+
 // match returns the part of host standing for {tag}, unvalidated. The port
-// and a trailing root dot are ignored; case is ignored.
-func (p hostPattern) match(host string) (string, bool) {
+// and a trailing root dot are ignored; case is ignored. A host over
+// maxHostLen or with a port that is not a number is an error.
+func (p hostPattern) match(host string) (string, bool, error) {
 	if !p.on || strings.HasPrefix(host, "[") { // IPv6 literals are no host names
-		return "", false
+		return "", false, nil
+	}
+	if len(host) > maxHostLen {
+		return "", false, fmt.Errorf("httpmw: host %s: %w: %d bytes, limit %d", tagctx.Quote(host), tagctx.ErrLimit, len(host), maxHostLen)
 	}
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		if !isPort(host[i+1:]) {
+			return "", false, fmt.Errorf("httpmw: host %s: port is not a number: %w", tagctx.Quote(host), tagctx.ErrInvalidTag)
+		}
 		host = host[:i]
 	}
 	host = strings.TrimSuffix(host, ".")
 	if len(host) <= len(p.prefix)+len(p.suffix) ||
 		!strings.EqualFold(host[:len(p.prefix)], p.prefix) ||
 		!strings.EqualFold(host[len(host)-len(p.suffix):], p.suffix) {
-		return "", false
+		return "", false, nil
 	}
-	return host[len(p.prefix) : len(host)-len(p.suffix)], true
+	return host[len(p.prefix) : len(host)-len(p.suffix)], true, nil
+}
+
+// isPort reports whether s is a decimal port number, 0 to 65535, or
+// empty, which RFC 3986 allows ("host:" means the default port).
+func isPort(s string) bool {
+	if len(s) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
 }

@@ -107,9 +107,12 @@ func TestPrecedence(t *testing.T) {
 		return outcome{Status: 200, Tag: tag, Marked: true, Route: "fallback"}
 	}
 	untagged := outcome{Status: 200, Route: "matched"}
+	// A rejection is a decision: the context is marked, so Transport
+	// writes the untagged mark and no later hop re-derives a tag.
 	rejected := func(why string) outcome {
-		return outcome{Status: 200, Route: "matched", Reason: why}
+		return outcome{Status: 200, Marked: true, Route: "matched", Reason: why}
 	}
+	marked := outcome{Status: 200, Marked: true, Route: "matched"}
 	tests := []struct {
 		name   string
 		opts   []httpmw.Option
@@ -182,7 +185,45 @@ func TestPrecedence(t *testing.T) {
 			host:   "app-feature-z.test.example.com",
 			want:   rejected("invalid"),
 		},
-		{name: "empty X-Tag is an invalid tag", header: http.Header{"X-Tag": {""}}, want: rejected("invalid")},
+		{name: "empty X-Tag is the untagged mark", header: http.Header{"X-Tag": {""}}, want: marked},
+		{
+			name:   "untagged mark beats baggage and host",
+			opts:   []httpmw.Option{hostOpt},
+			header: http.Header{"X-Tag": {""}, "Baggage": {"x-tag=feature-y"}},
+			host:   "app-feature-z.test.example.com",
+			want:   marked,
+		},
+		{
+			name:   "untagged mark in the first listed header beats the second",
+			opts:   []httpmw.Option{httpmw.WithHeaders("X-Tag", "tag")},
+			header: http.Header{"X-Tag": {""}, "Tag": {"feature-y"}},
+			want:   marked,
+		},
+		{
+			name:   "untagged mark and a tag conflict",
+			header: http.Header{"X-Tag": {"", "feature-x"}},
+			want:   rejected("invalid"),
+		},
+		{
+			name:   "baggage key trimmed as OpenTelemetry does",
+			header: http.Header{"Baggage": {"x-tag\u00a0=feature-y"}},
+			want:   tagged("feature-y"),
+		},
+		{
+			name:   "X-Tag beside 8190 bytes of other baggage",
+			header: http.Header{"X-Tag": {"feature-x"}, "Baggage": {"k=" + strings.Repeat("v", 8188)}},
+			want:   tagged("feature-x"),
+		},
+		{
+			name:   "X-Tag beside 1 MiB of other baggage",
+			header: http.Header{"X-Tag": {"feature-x"}, "Baggage": {"k=" + strings.Repeat("v", 1<<20)}},
+			want:   tagged("feature-x"),
+		},
+		{
+			name:   "65 baggage members: W3C allows them",
+			header: http.Header{"Baggage": {strings.Repeat("k=v,", 64) + "x-tag=feature-y"}},
+			want:   tagged("feature-y"),
+		},
 		{
 			name:   "conflicting X-Tag values",
 			header: http.Header{"X-Tag": {"feature-x", "feature-y"}},
@@ -225,6 +266,11 @@ func TestHostPattern(t *testing.T) {
 		{name: "underscore", pattern: "app-{tag}.test.example.com", host: "app-feature_x.test.example.com", reason: "invalid"},
 		{name: "tag ends with dash", pattern: "app-{tag}.test.example.com", host: "app-x-.test.example.com", reason: "invalid"},
 		{name: "tag too long", pattern: "app-{tag}.test.example.com", host: "app-" + strings.Repeat("a", 64) + ".test.example.com", reason: "invalid"},
+		{name: "empty port is the default port", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:", want: "feature-x"},
+		{name: "non-numeric port", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:http", reason: "invalid"},
+		{name: "port out of range", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:65536", reason: "invalid"},
+		{name: "port too long", pattern: "app-{tag}.test.example.com", host: "app-feature-x.test.example.com:000080", reason: "invalid"},
+		{name: "host over the limit", pattern: "app-{tag}.test.example.com", host: "app-" + strings.Repeat("a", 300) + ".test.example.com", reason: "limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,13 +352,13 @@ func TestTrust(t *testing.T) {
 			name:   "allow-list refuses another tag",
 			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustTags(featureX))},
 			header: http.Header{"X-Tag": {"feature-y"}},
-			want:   outcome{Status: 200, Route: "matched", Reason: "untrusted"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
 			name:   "untrusted is not rejected with 400",
 			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustTags(featureX)), httpmw.WithRejectInvalid()},
 			header: http.Header{"X-Tag": {"feature-y"}},
-			want:   outcome{Status: 200, Route: "matched", Reason: "untrusted"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
 			name:   "trusted network",
@@ -333,21 +379,21 @@ func TestTrust(t *testing.T) {
 			opts:   []httpmw.Option{nets},
 			header: http.Header{"X-Tag": {"feature-x"}},
 			remote: "192.0.2.1:5000",
-			want:   outcome{Status: 200, Route: "matched", Reason: "untrusted"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
 			name:   "unparsable peer is untrusted",
 			opts:   []httpmw.Option{nets},
 			header: http.Header{"X-Tag": {"feature-x"}},
 			remote: "pipe",
-			want:   outcome{Status: 200, Route: "matched", Reason: "untrusted"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
 			name:   "X-Forwarded-For not believed by default",
 			opts:   []httpmw.Option{nets},
 			header: http.Header{"X-Tag": {"feature-x"}, "X-Forwarded-For": {"127.0.0.1"}},
 			remote: "192.0.2.1:5000",
-			want:   outcome{Status: 200, Route: "matched", Reason: "untrusted"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
 			name:   "X-Forwarded-For believed: last hop counts",
@@ -361,7 +407,7 @@ func TestTrust(t *testing.T) {
 			opts:   []httpmw.Option{nets, httpmw.WithForwardedFor()},
 			header: http.Header{"X-Tag": {"feature-x"}, "X-Forwarded-For": {"127.0.0.1, 203.0.113.9"}},
 			remote: "127.0.0.1:5000",
-			want:   outcome{Status: 200, Route: "matched", Reason: "untrusted"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
 			name:   "X-Forwarded-For believed: several lines, last line counts",
@@ -375,31 +421,62 @@ func TestTrust(t *testing.T) {
 			opts:   []httpmw.Option{nets, httpmw.WithForwardedFor()},
 			header: http.Header{"X-Tag": {"feature-x"}, "X-Forwarded-For": {"unknown"}},
 			remote: "127.0.0.1:5000",
-			want:   outcome{Status: 200, Route: "matched", Reason: "untrusted"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
-			name:   "X-Forwarded-For believed but absent: connection peer",
+			name:   "X-Forwarded-For believed but absent: fails closed",
 			opts:   []httpmw.Option{nets, httpmw.WithForwardedFor()},
 			header: http.Header{"X-Tag": {"feature-x"}},
 			remote: "127.0.0.1:5000",
-			want:   outcome{Status: 200, Tag: "feature-x", Marked: true, Route: "fallback"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
 			name:   "strip",
 			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustNone())},
 			header: http.Header{"X-Tag": {"feature-x"}},
-			want:   outcome{Status: 200, Route: "matched", Reason: "untrusted"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
 		},
 		{
-			name:   "strip, nothing sent: nothing reported",
+			name:   "strip, nothing sent: nothing reported, decision final",
 			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustNone())},
 			header: http.Header{"Baggage": {"userid=42"}},
-			want:   outcome{Status: 200, Route: "matched"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched"},
+		},
+		{
+			name:   "strip, the untagged mark is no tag",
+			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustNone())},
+			header: http.Header{"X-Tag": {""}},
+			want:   outcome{Status: 200, Marked: true, Route: "matched"},
+		},
+		{
+			name:   "strip: NBSP-spelled member is stripped",
+			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustNone())},
+			header: http.Header{"Baggage": {"x-tag\u00a0=feature-x"}},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "untrusted"},
+		},
+		{
+			name:   "strip: baggage over the limits is stripped unread",
+			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustNone())},
+			header: http.Header{"Baggage": {strings.Repeat("k=v,", 1<<18)}},
+			want:   outcome{Status: 200, Marked: true, Route: "matched", Reason: "limit"},
+		},
+		{
+			name:   "allow-list: the untagged mark is no refusal",
+			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustTags(featureX))},
+			header: http.Header{"X-Tag": {""}},
+			want:   outcome{Status: 200, Marked: true, Route: "matched"},
+		},
+		{
+			name:   "v4-mapped prefix trusts an IPv4 peer",
+			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("::ffff:127.0.0.0/104")))},
+			header: http.Header{"X-Tag": {"feature-x"}},
+			remote: "127.0.0.1:5000",
+			want:   outcome{Status: 200, Tag: "feature-x", Marked: true, Route: "fallback"},
 		},
 		{
 			name:   "strip ignores the host pattern",
 			opts:   []httpmw.Option{httpmw.WithTrust(tagctx.TrustNone()), httpmw.WithHostPattern("{tag}.svc.test")},
-			want:   outcome{Status: 200, Route: "matched"},
+			want:   outcome{Status: 200, Marked: true, Route: "matched"},
 			header: http.Header{},
 		},
 	}
@@ -437,8 +514,8 @@ func TestStripRemovesTags(t *testing.T) {
 	if diff := cmp.Diff(req.Header, header); diff != "" {
 		t.Errorf("caller's header changed (-got +want):\n%s", diff)
 	}
-	if got.Marked || got.Tag != "" {
-		t.Errorf("handler context: tag %q marked %v; want no tag", got.Tag, got.Marked)
+	if !got.Marked || got.Tag != "" {
+		t.Errorf("handler context: tag %q marked %v; want marked untagged", got.Tag, got.Marked)
 	}
 }
 
@@ -479,31 +556,25 @@ func TestInvalid(t *testing.T) {
 			name:     "1 MiB tag header",
 			header:   http.Header{"X-Tag": {oneMiB}},
 			reason:   "limit",
-			wantBody: `httpmw: header "X-Tag": tagctx: tag-bearing headers over limit: 1048576 bytes, limit 8192`,
-		},
-		{
-			name:     "1 MiB baggage beside a valid X-Tag",
-			header:   http.Header{"X-Tag": {"feature-x"}, "Baggage": {"k=" + oneMiB}},
-			reason:   "limit",
-			wantBody: `httpmw: header "X-Tag": tagctx: tag-bearing headers over limit: 1048587 bytes, limit 8192`,
+			wantBody: `httpmw: header "X-Tag": tagctx: tag-bearing headers over limit: tag header 1048576 bytes, limit 8192`,
 		},
 		{
 			name:     "10,000 baggage members",
 			header:   http.Header{"Baggage": {manyMembers}},
 			reason:   "limit",
-			wantBody: `httpmw: baggage: tagctx: tag-bearing headers over limit: 40015 bytes, limit 8192`,
+			wantBody: `httpmw: baggage: tagctx: tag-bearing headers over limit: baggage 40015 bytes, limit 8192`,
 		},
 		{
-			name:     "65 baggage members within the byte limit",
-			header:   http.Header{"Baggage": {strings.Repeat("k=v,", 64) + "x-tag=feature-x"}},
+			name:     "181 baggage members within the byte limit",
+			header:   http.Header{"Baggage": {strings.Repeat("k=v,", 180) + "x-tag=feature-x"}},
 			reason:   "limit",
-			wantBody: `httpmw: baggage: tagctx: tag-bearing headers over limit: 65 baggage members, limit 64`,
+			wantBody: `httpmw: baggage: tagctx: tag-bearing headers over limit: 181 baggage members, limit 180`,
 		},
 		{
 			name:     "10,000 header lines",
 			header:   http.Header{"X-Tag": slices.Repeat([]string{"feature-x"}, 10_000)},
 			reason:   "limit",
-			wantBody: `httpmw: header "X-Tag": tagctx: tag-bearing headers over limit: 90000 bytes, limit 8192`,
+			wantBody: `httpmw: header "X-Tag": tagctx: tag-bearing headers over limit: tag header 90000 bytes, limit 8192`,
 		},
 	}
 	for _, tt := range tests {
@@ -511,7 +582,7 @@ func TestInvalid(t *testing.T) {
 			// Served as untagged and reported, on a lane node so the
 			// untagged mark is visible.
 			got := serve(t, newRequest(tt.header, ""), httpmw.WithNode(featureX))
-			want := outcome{Status: 200, Route: "misroute", Reason: tt.reason}
+			want := outcome{Status: 200, Marked: true, Route: "misroute", Reason: tt.reason}
 			if diff := cmp.Diff(got.outcome, want); diff != "" {
 				t.Errorf("default mode (-got +want):\n%s", diff)
 			}
@@ -584,7 +655,8 @@ func TestLaneNodeMarksUntagged(t *testing.T) {
 	if got, want := s.obs.Route, tagctx.RouteMisroute; got != want {
 		t.Errorf("route %v, want %v (stable traffic on a lane node)", got, want)
 	}
-	if diff := cmp.Diff(out, http.Header{"Baggage": {"userid=42"}}); diff != "" {
+	// The untagged mark: the next hop must not re-derive a tag.
+	if diff := cmp.Diff(out, http.Header{"Baggage": {"userid=42"}, "X-Tag": {""}}); diff != "" {
 		t.Errorf("forwarded header (-got +want):\n%s", diff)
 	}
 }

@@ -19,7 +19,13 @@ import (
 // The wire always says what this hop decided: tag headers and the baggage
 // member already on the request are replaced, and removed when the
 // effective tag is none, so a proxy that copies inbound headers cannot
-// forward a tag the entry point did not accept. The caller's request is
+// forward a tag the entry point did not accept. When the context carries
+// an explicit untagged decision (an entry point's, or tagctx.WithUntagged),
+// the tag header is sent with an empty value, the untagged mark: the next
+// hop's middleware takes it as decided and reads neither baggage nor its
+// host pattern. Baggage is written so a conforming reader (OpenTelemetry:
+// 64 members, 8192 bytes) accepts it whole: other members are dropped, and
+// reported to otel.Handle, before the tag would be. The caller's request is
 // never modified; the base sees a copy whenever something changes. On a
 // stable node with untagged traffic and nothing stale to remove, the
 // request passes through as is, without allocating.
@@ -81,16 +87,22 @@ func (t *transport) CloseIdleConnections() {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tag := tagctx.Effective(req.Context())
-	if t.onWire(req.Header, tag) {
+	tag, decided := tagctx.Lookup(req.Context())
+	if !decided {
+		tag = tagctx.Node()
+	}
+	// An explicit untagged decision goes on the wire as the untagged mark.
+	mark := decided && tag.IsZero() && t.header != ""
+	if t.onWire(req.Header, tag, mark) {
 		return t.base.RoundTrip(req)
 	}
-	return t.base.RoundTrip(t.stamp(req, tag))
+	return t.base.RoundTrip(t.stamp(req, tag, mark))
 }
 
 // onWire reports whether h already carries exactly tag (for the zero Tag:
-// no tag at all), so the request can go out unchanged.
-func (t *transport) onWire(h http.Header, tag tagctx.Tag) bool {
+// no tag at all, or just the untagged mark when mark is set) in baggage a
+// conforming reader accepts, so the request can go out unchanged.
+func (t *transport) onWire(h http.Header, tag tagctx.Tag, mark bool) bool {
 	for _, name := range t.others {
 		if _, ok := h[name]; ok {
 			return false
@@ -99,18 +111,22 @@ func (t *transport) onWire(h http.Header, tag tagctx.Tag) bool {
 	bag := h[baggageHeader]
 	if tag.IsZero() {
 		if t.header != "" {
-			if _, ok := h[t.header]; ok {
+			v, ok := h[t.header]
+			if mark != ok || mark && (len(v) != 1 || v[0] != "") {
 				return false
 			}
 		}
-		return !hasMember(bag, t.baggageKey)
+		has, err := tagctx.HasMember(bag, t.baggageKey)
+		return !has && err == nil
 	}
 	if t.header != "" {
 		if v := h[t.header]; len(v) != 1 || v[0] != tag.String() {
 			return false
 		}
 	}
-	return len(bag) == 1 && memberIs(bag[0], t.baggageKey, tag.String())
+	return len(bag) == 1 && len(bag[0]) <= tagctx.MaxBaggageBytes &&
+		strings.Count(bag[0], ",") < tagctx.MaxWrittenMembers &&
+		memberIs(bag[0], t.baggageKey, tag.String())
 }
 
 // memberIs reports whether baggage value v has exactly one member key,
@@ -121,10 +137,10 @@ func memberIs(v, key, want string) bool {
 		var m string
 		m, v, _ = strings.Cut(v, ",")
 		k, val, _ := strings.Cut(m, "=")
-		if strings.Trim(k, " \t") != key {
+		if strings.TrimSpace(k) != key {
 			continue
 		}
-		if n++; n > 1 || strings.Trim(val, " \t") != want {
+		if n++; n > 1 || strings.TrimSpace(val) != want {
 			return false
 		}
 	}
@@ -138,8 +154,9 @@ type stamped struct {
 	vals [2]string
 }
 
-// stamp returns a copy of req whose tag headers and baggage member say tag.
-func (t *transport) stamp(req *http.Request, tag tagctx.Tag) *http.Request {
+// stamp returns a copy of req whose tag headers and baggage member say tag
+// (with mark, the zero Tag as the untagged mark).
+func (t *transport) stamp(req *http.Request, tag tagctx.Tag, mark bool) *http.Request {
 	s := &stamped{req: *req}
 	// A new map, so the caller's header is untouched. The value slices are
 	// shared but capped at their length: an append by anyone downstream
@@ -152,24 +169,26 @@ func (t *transport) stamp(req *http.Request, tag tagctx.Tag) *http.Request {
 		delete(h, name)
 	}
 	if t.header != "" {
-		if tag.IsZero() {
+		switch {
+		case mark:
+			h[t.header] = s.vals[0:1:1] // "": the untagged mark
+		case tag.IsZero():
 			delete(h, t.header)
-		} else {
+		default:
 			s.vals[0] = tag.String()
 			h[t.header] = s.vals[0:1:1]
 		}
 	}
 	var bag string
-	switch old := req.Header[baggageHeader]; len(old) {
-	case 0:
+	if old := req.Header[baggageHeader]; len(old) == 0 {
 		if !tag.IsZero() {
 			bag = t.member(tag)
 		}
-	case 1:
-		bag = tagctx.MergeBaggage(old[0], t.baggageKey, tag)
-	default:
-		// W3C baggage allows several header lines; one line is equivalent.
-		bag = tagctx.MergeBaggage(strings.Join(old, ","), t.baggageKey, tag)
+	} else {
+		// W3C baggage allows several header lines; one line is
+		// equivalent. The merge keeps the result within what a
+		// conforming reader accepts, dropping other members, never the tag.
+		bag = tagctx.MergeBaggageValues(old, t.baggageKey, tag)
 	}
 	if bag == "" {
 		delete(h, baggageHeader)

@@ -3,6 +3,7 @@ package httpmw_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -70,22 +71,59 @@ func TestTransport(t *testing.T) {
 			wantSame: true,
 		},
 		{
-			name:     "untagged, nothing stale",
+			name: "untagged decision: the untagged mark is written",
+			ctx:  untagged,
+			want: http.Header{"X-Tag": {""}},
+		},
+		{
+			name:     "untagged decision, mark already there: passed through",
 			ctx:      untagged,
-			want:     http.Header{},
+			header:   http.Header{"X-Tag": {""}},
+			want:     http.Header{"X-Tag": {""}},
 			wantSame: true,
 		},
 		{
-			name:   "untagged: stale tag removed, other members kept",
+			name:   "no decision on a stable node: a forwarded mark is removed",
+			ctx:    context.Background(),
+			header: http.Header{"X-Tag": {""}},
+			want:   http.Header{},
+		},
+		{
+			name:   "untagged: stale tag replaced by the mark, other members kept",
 			ctx:    untagged,
 			header: http.Header{"X-Tag": {"feature-y"}, "Baggage": {"userid=42,x-tag=feature-y"}},
-			want:   http.Header{"Baggage": {"userid=42"}},
+			want:   http.Header{"X-Tag": {""}, "Baggage": {"userid=42"}},
 		},
 		{
 			name:   "untagged: baggage with only the member removed",
 			ctx:    untagged,
 			header: http.Header{"Baggage": {"x-tag=feature-y"}},
+			want:   http.Header{"X-Tag": {""}},
+		},
+		{
+			name:   "untagged: NBSP-spelled member removed",
+			ctx:    untagged,
+			header: http.Header{"Baggage": {"k=v,x-tag\u00a0=evil"}},
+			want:   http.Header{"X-Tag": {""}, "Baggage": {"k=v"}},
+		},
+		{
+			name:   "untagged, baggage only: no mark to write",
+			opts:   []httpmw.TransportOption{httpmw.WithHeaders()},
+			ctx:    untagged,
+			header: http.Header{"Baggage": {"x-tag=feature-y"}},
 			want:   http.Header{},
+		},
+		{
+			name:   "tagged beside 64 other members: the last other is dropped, not the tag",
+			ctx:    tagged,
+			header: http.Header{"Baggage": {strings.TrimSuffix(strings.Repeat("k=v,", 64), ",")}},
+			want:   http.Header{"X-Tag": {"feature-x"}, "Baggage": {strings.Repeat("k=v,", 63) + "x-tag=feature-x"}},
+		},
+		{
+			name:   "tagged beside baggage over 8192 bytes: it is replaced",
+			ctx:    tagged,
+			header: http.Header{"Baggage": {strings.Repeat("b", 5000), strings.Repeat("b", 5000)}},
+			want:   http.Header{"X-Tag": {"feature-x"}, "Baggage": {"x-tag=feature-x"}},
 		},
 		{
 			name:   "header list: first written, others removed",
@@ -99,7 +137,7 @@ func TestTransport(t *testing.T) {
 			opts:   []httpmw.TransportOption{httpmw.WithHeaders("X-Tag", "tag")},
 			ctx:    untagged,
 			header: http.Header{"Tag": {"feature-y"}},
-			want:   http.Header{},
+			want:   http.Header{"X-Tag": {""}},
 		},
 		{
 			name: "no headers: baggage only",

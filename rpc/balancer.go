@@ -266,6 +266,9 @@ func (b *lanesBalancer) publishLocked(s balancer.State) {
 type group struct {
 	pickers []balancer.Picker
 	next    atomic.Uint32
+
+	// eps[i] is the endpoint behind pickers[i]; read by pickAvoiding.
+	eps []resolver.Endpoint
 }
 
 func (g *group) pick(info balancer.PickInfo) (balancer.PickResult, error) {
@@ -287,6 +290,9 @@ type plan struct {
 	pending bool   // queue: the first lane able to serve is coming up, or none READY and one reconnecting
 	failing bool   // none READY or connecting, some failing: transient
 	tried   string // the chain, for error messages
+
+	// ready is every READY group of the chain, in order; read by pickAvoiding.
+	ready []*group
 }
 
 // picker routes each pick by the call's effective tag. Every decision is
@@ -297,6 +303,10 @@ type picker struct {
 	unknown  *plan                // any other lane: straight to the fallback policy
 	untagged *plan
 	fallback Fallback
+
+	// refused holds, per traffic tag, the addresses strict servers
+	// refused calls at, for as long as this picker lives; see repick.go.
+	refused atomic.Pointer[map[tagctx.Tag]*avoidSet]
 }
 
 var _ balancer.Picker = (*picker)(nil)
@@ -321,6 +331,7 @@ func newPicker(cfg *lbConfig, children []endpointsharding.ChildState, first func
 				gs.ready.next.Store(rand.Uint32())
 			}
 			gs.ready.pickers = append(gs.ready.pickers, c.State.Picker)
+			gs.ready.eps = append(gs.ready.eps, c.Endpoint)
 		case connectivity.Idle, connectivity.Connecting:
 			// endpointsharding moves IDLE children to CONNECTING itself.
 			gs.pending = true
@@ -385,6 +396,9 @@ func makePlan(groups map[tagctx.Tag]*groupState, chain []tagctx.Tag) *plan {
 			names[i] = fmt.Sprintf("lane %q", t)
 		}
 		gs := groups[t]
+		if gs != nil && gs.ready != nil {
+			pl.ready = append(pl.ready, gs.ready)
+		}
 		if gs == nil || decided {
 			continue
 		}
@@ -429,6 +443,9 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		if pl, ok = p.plans[t]; !ok {
 			pl = p.unknown
 		}
+	}
+	if av, call := p.avoiding(info.Ctx, t); av != nil {
+		return p.pickAvoiding(info, t, pl, av, call) // a strict server refused: see repick.go
 	}
 	if pl.g != nil {
 		return pl.g.pick(info)

@@ -3,7 +3,9 @@ package rpc_test
 import (
 	"context"
 	"net"
+	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +188,59 @@ func BenchmarkUnaryPaired(b *testing.B) {
 	}
 	b.ReportMetric((median(untagged)-1)*100, "untagged-overhead-%")
 	b.ReportMetric((median(taggedRatios)-1)*100, "tagged-overhead-%")
+}
+
+// BenchmarkHostileMetadata is 1 MiB of baggage carrying the member, sent
+// by a plain client (a hostile caller has no taglane), to a plain server
+// and to taglane servers under each trust policy: "interceptor" is the
+// server interceptor's own work in process, "call" a real call over
+// loopback. The interceptor must cost a length check and a constant
+// number of allocations, whatever the size.
+func BenchmarkHostileMetadata(b *testing.B) {
+	bag := strings.Repeat("k=v,", 1<<18) + "x-tag=evil"
+	modes := []struct {
+		name  string
+		trust tagctx.Trust
+	}{
+		{"TrustAll", tagctx.TrustAll()},
+		{"TrustNone", tagctx.TrustNone()},
+		{"TrustTags", tagctx.TrustTags(tagctx.MustParse("feature-x"))},
+		{"TrustNetworks", tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8"))},
+	}
+	handler := func(context.Context, any) (any, error) { return nil, nil }
+	info := &grpc.UnaryServerInfo{FullMethod: "/grpc.testing.TestService/EmptyCall"}
+	in := metadata.NewIncomingContext(context.Background(),
+		metadata.Pairs("user-agent", "grpc-go", "content-type", "application/grpc", "baggage", bag))
+	b.Run("interceptor/noop", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = noopServer(in, nil, info, handler)
+		}
+	})
+	for _, m := range modes {
+		b.Run("interceptor/"+m.name, func(b *testing.B) {
+			icpt := rpc.UnaryServerInterceptor(rpc.WithTrust(m.trust), rpc.WithNode(tagctx.Tag{}))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = icpt(in, nil, info, handler)
+			}
+		})
+	}
+	out := metadata.AppendToOutgoingContext(context.Background(), "baggage", bag)
+	call := func(b *testing.B, sopts []grpc.ServerOption) {
+		client := benchClient(b, sopts, nil)
+		req := &testpb.Empty{}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := client.EmptyCall(out, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("call/no-taglane", func(b *testing.B) { call(b, nil) })
+	for _, m := range modes {
+		b.Run("call/"+m.name, func(b *testing.B) {
+			call(b, rpc.ServerOptions(rpc.WithTrust(m.trust), rpc.WithNode(tagctx.Tag{})))
+		})
+	}
 }

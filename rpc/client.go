@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -20,7 +19,12 @@ import (
 func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 	o := newOptions(opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
-		return invoker(o.clientContext(ctx), method, req, reply, cc, callOpts...)
+		ctx = o.clientContext(ctx)
+		err := invoker(ctx, method, req, reply, cc, callOpts...)
+		if err == nil {
+			return nil
+		}
+		return repick(ctx, err, method, req, reply, cc, invoker, callOpts)
 	}
 }
 
@@ -33,19 +37,32 @@ func StreamClientInterceptor(opts ...Option) grpc.StreamClientInterceptor {
 }
 
 // clientContext returns ctx with outgoing metadata that carries exactly
-// the effective tag.
+// the effective tag, or the untagged mark (an empty value) when ctx carries
+// an explicit untagged decision.
 func (o *options) clientContext(ctx context.Context) context.Context {
-	t := tagctx.Effective(ctx)
+	t, decided := tagctx.Lookup(ctx)
+	if !decided {
+		t = tagctx.Node()
+	}
+	mark := decided && t.IsZero()
 	// Neither lookup allocates when the key is absent, the common case;
 	// otelgrpc's baggage is not here yet (its stats handler injects later).
 	tagVals := metadata.ValueFromOutgoingContext(ctx, o.mdKey)
 	bagVals := metadata.ValueFromOutgoingContext(ctx, tagctx.BaggageHeader)
 	if t.IsZero() {
-		// Nothing to add; but a tag the caller copied into its metadata
-		// (forwarding what it received, say) must not outvote the
-		// context's untagged decision at the next hop.
-		if len(tagVals) == 0 && !anyContains(bagVals, o.baggageKey) {
-			return ctx
+		// A tag the caller copied into its metadata (forwarding what it
+		// received, say) must not outvote the context's untagged decision
+		// at the next hop.
+		has, err := tagctx.HasMember(bagVals, o.baggageKey)
+		if !has && err == nil {
+			switch {
+			case !mark && len(tagVals) == 0:
+				return ctx
+			case mark && len(tagVals) == 0:
+				return metadata.AppendToOutgoingContext(ctx, o.mdKey, "")
+			case mark && len(tagVals) == 1 && tagVals[0] == "":
+				return ctx
+			}
 		}
 	} else if len(tagVals) == 0 && len(bagVals) == 0 {
 		s := t.String()
@@ -53,27 +70,22 @@ func (o *options) clientContext(ctx context.Context) context.Context {
 		return metadata.AppendToOutgoingContext(ctx, o.mdKey, s, tagctx.BaggageHeader, tagctx.MergeBaggage("", o.baggageKey, t))
 	}
 	md, _ := metadata.FromOutgoingContext(ctx) // a copy: the caller's stays as it was
-	if t.IsZero() {
+	switch {
+	case mark:
+		md.Set(o.mdKey, "")
+	case t.IsZero():
 		md.Delete(o.mdKey)
-	} else {
+	default:
 		md.Set(o.mdKey, t.String())
 	}
 	// Several baggage values are one list (W3C joins them with commas);
-	// one merged value keeps a single x-tag member.
-	merged := tagctx.MergeBaggage(strings.Join(bagVals, ","), o.baggageKey, t)
+	// one merged value keeps a single x-tag member, within what a
+	// conforming reader accepts.
+	merged := tagctx.MergeBaggageValues(bagVals, o.baggageKey, t)
 	if merged == "" {
 		md.Delete(tagctx.BaggageHeader)
 	} else {
 		md.Set(tagctx.BaggageHeader, merged)
 	}
 	return metadata.NewOutgoingContext(ctx, md)
-}
-
-func anyContains(vals []string, sub string) bool {
-	for _, v := range vals {
-		if strings.Contains(v, sub) {
-			return true
-		}
-	}
-	return false
 }

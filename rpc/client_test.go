@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -54,8 +55,19 @@ func TestClientInterceptor(t *testing.T) {
 		wantSame bool
 	}{
 		{name: "untagged, nothing to do", decision: none, wantSame: true},
-		{name: "explicitly untagged, other metadata untouched", decision: untagged,
-			md: metadata.Pairs("k", "v", "baggage", "m=1"), want: metadata.Pairs("k", "v", "baggage", "m=1"), wantSame: true},
+		{name: "explicitly untagged: the untagged mark, other metadata untouched", decision: untagged,
+			md: metadata.Pairs("k", "v", "baggage", "m=1"), want: metadata.Pairs("k", "v", "baggage", "m=1", "x-tag", "")},
+		{name: "explicitly untagged, mark already there", decision: untagged,
+			md: metadata.Pairs("x-tag", ""), want: metadata.Pairs("x-tag", ""), wantSame: true},
+		{name: "no decision: a forwarded mark is removed", decision: none,
+			md: metadata.Pairs("x-tag", ""), want: metadata.MD{}},
+		{name: "untagged: NBSP-spelled member removed, x-tag-owner kept", decision: none,
+			md: metadata.Pairs("baggage", "x-tag-owner=bob,x-tag\u00a0=evil"), want: metadata.Pairs("baggage", "x-tag-owner=bob")},
+		{name: "untagged: x-tag-owner is no member to remove", decision: none,
+			md: metadata.Pairs("baggage", "x-tag-owner=bob,note=x-tag"), want: metadata.Pairs("baggage", "x-tag-owner=bob,note=x-tag"), wantSame: true},
+		{name: "tag beside 64 other members: one other dropped, the tag kept", decision: tagA,
+			md:   metadata.Pairs("baggage", strings.TrimSuffix(strings.Repeat("m=1,", 64), ",")),
+			want: metadata.Pairs("x-tag", "a", "baggage", strings.Repeat("m=1,", 63)+"x-tag=a")},
 		{name: "tag, no metadata", decision: tagA,
 			want: metadata.Pairs("x-tag", "a", "baggage", "x-tag=a")},
 		{name: "tag merged into existing baggage", decision: tagA,
@@ -72,7 +84,7 @@ func TestClientInterceptor(t *testing.T) {
 			want: metadata.Pairs("x-tag", "a", "baggage", "m=1,n=2,x-tag=a")},
 		{name: "untagged removes a forwarded tag", decision: untagged,
 			md:   metadata.Pairs("k", "v", "x-tag", "b", "baggage", "x-tag=b;p=1,m=1"),
-			want: metadata.Pairs("k", "v", "baggage", "m=1")},
+			want: metadata.Pairs("k", "v", "baggage", "m=1", "x-tag", "")},
 		{name: "untagged removes a baggage-only tag", decision: none,
 			md:   metadata.Pairs("baggage", "x-tag=b"),
 			want: metadata.MD{}},
@@ -117,7 +129,7 @@ func TestClientInterceptorNodeTag(t *testing.T) {
 		want     metadata.MD
 	}{
 		{name: "no decision: node tag", decision: none, want: metadata.Pairs("x-tag", "n", "baggage", "x-tag=n")},
-		{name: "untagged traffic stays untagged", decision: untagged},
+		{name: "untagged traffic stays untagged", decision: untagged, want: metadata.Pairs("x-tag", "")},
 		{name: "traffic tag wins", decision: tagA, want: metadata.Pairs("x-tag", "a", "baggage", "x-tag=a")},
 	}
 	for _, tt := range tests {

@@ -31,7 +31,10 @@
 // limits is served as untagged and reported (Observation.Rejected), or
 // rejected with codes.InvalidArgument under WithRejectInvalid. WithTrust
 // decides whose tags are believed; a refused tag is removed from the
-// metadata and OpenTelemetry baggage the handler sees. With otelgrpc's
+// metadata and OpenTelemetry baggage the handler sees. A decision is final
+// downstream: when the context carries an explicit untagged decision, the
+// client interceptor sends the untagged mark (x-tag with an empty value),
+// which the next server takes as decided, reading no baggage. With otelgrpc's
 // stats handlers and propagation.Baggage, put tagctx.Propagator after
 // Baggage in the composite propagator: otelgrpc rewrites the baggage
 // metadata after the client interceptor has run.
@@ -66,6 +69,23 @@
 // first StartupWait after its first resolver update, when such calls wait
 // (a resolver may publish lane instances before stable ones). Either message names the tag,
 // the policy and the lanes tried.
+//
+// # Strict servers
+//
+// Discovery can be stale: a lane-a instance stops and a lane-b instance
+// takes its address before the resolver says so. A server built with
+// WithStrict refuses such a misroute (codes.Unavailable with an
+// errdetails.ErrorInfo, see Misdirected) before the handler runs, and the
+// client interceptor re-picks a refused unary call with the refusing
+// endpoint ruled out, at most MaxRepicks times: the call lands on its lane,
+// its parents or stable, or fails with the reason. The endpoint is known by
+// the address the server accepted the connection on (and, on a re-pick,
+// the address gRPC connected to and the endpoint the re-pick chose), so a
+// proxy between client and server hides it. Once refused, an endpoint is
+// skipped by calls of that traffic tag until the balancer next rebuilds its
+// picker (the resolver updates, or an endpoint's state changes), so stale
+// discovery costs one refusal, not one per call; picks that skip endpoints
+// allocate. Streams fail with the refusal as their status.
 //
 // # Proof
 //

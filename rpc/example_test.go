@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 
 	"github.com/taglane/taglane/rpc"
 	"github.com/taglane/taglane/tagctx"
@@ -161,4 +162,21 @@ func ExampleStreamClientInterceptor() {
 	}
 	defer conn.Close()
 	// Streams opened with a tagged context carry the tag.
+}
+
+// A strict lane instance refuses a call of another lane before the handler
+// runs; the refusal carries a detail that the client interceptor, or any
+// client, recognises with Misdirected.
+func ExampleWithStrict() {
+	icpt := rpc.UnaryServerInterceptor(rpc.WithStrict(), rpc.WithNode(tagctx.MustParse("feature-x")),
+		rpc.WithObserver(func(context.Context, tagctx.Observation) {}))
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-tag", "feature-y"))
+	_, err := icpt(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/stock.Stock/Check"}, func(context.Context, any) (any, error) {
+		fmt.Println("handler ran")
+		return nil, nil
+	})
+	ei := rpc.Misdirected(err)
+	fmt.Println(status.Code(err), ei.GetReason(), ei.GetMetadata()["traffic"], ei.GetMetadata()["node"])
+	// Output:
+	// Unavailable MISDIRECTED feature-y feature-x
 }

@@ -44,6 +44,7 @@ type options struct {
 	// parentsFrom, when set, gives a server lane definitions that change
 	// at runtime; see WithParentsFrom.
 	parentsFrom func(tagctx.Tag) ([]tagctx.Tag, bool)
+	strict      bool
 }
 
 func newOptions(opts []Option) *options {
@@ -110,7 +111,11 @@ func checkMetadataKey(key string) error {
 // right for test environments; tagctx.TrustNone for production edges). A
 // tag that is not accepted, refused or invalid, is also removed from the
 // metadata and OpenTelemetry baggage the handler sees, so a handler that
-// forwards what it received cannot smuggle a lane through.
+// forwards what it received cannot smuggle a lane through. Under any
+// policy but TrustAll the decision is final for every call, "untagged"
+// included: the handler's context is always marked, and the client
+// interceptor sends the untagged mark (the metadata key with an empty
+// value), which the next hop takes as decided.
 func WithTrust(t tagctx.Trust) Option {
 	return func(o *options) { o.trust = t }
 }
@@ -136,6 +141,22 @@ func WithObserver(f tagctx.Observer) Option {
 // demos). Routing of outgoing calls still follows the context.
 func WithNode(t tagctx.Tag) Option {
 	return func(o *options) { o.node, o.nodeSet = t, true }
+}
+
+// WithStrict makes a server refuse a call it should not serve, a misroute:
+// traffic of another lane (not the node's lane, not one of its parents,
+// WithParents), or stable traffic on a lane instance. The refusal is
+// codes.Unavailable with an errdetails.ErrorInfo (MisdirectedDomain,
+// MisdirectedReason; see Misdirected), sent before the handler runs, so
+// stale discovery (a lane-a address now held by a lane-b instance) cannot
+// cross lanes. The client interceptor re-picks a refused unary call, ruling
+// out the refusing endpoint (for later calls of the same tag too, until
+// the balancer's picker is rebuilt), at most MaxRepicks times; a stream
+// fails with the refusal as its status. The observer gets the refusal with the zero
+// Route (no lane served it) and Rejected matching ErrMisdirected. Off by
+// default: a misroute is then served and reported.
+func WithStrict() Option {
+	return func(o *options) { o.strict = true }
 }
 
 // WithFallback sets the balancer's fallback policy in the service config

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 
 	"go.opentelemetry.io/otel/baggage"
 	"google.golang.org/grpc"
@@ -25,6 +24,11 @@ const transport = "grpc"
 // (tagctx.ErrInvalidTag) or metadata over the limits (tagctx.ErrLimit).
 // It is tagctx.ErrUntrusted, so one errors.Is works for every entry point.
 var ErrUntrusted = tagctx.ErrUntrusted
+
+// ErrMisdirected is matched by Observation.Rejected when WithStrict
+// refused a call this instance should not serve. It is
+// tagctx.ErrMisdirected.
+var ErrMisdirected = tagctx.ErrMisdirected
 
 // errStripped is the refusal under tagctx.TrustNone, prebuilt: it is
 // reported without parsing what was stripped.
@@ -79,15 +83,22 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 	tagVals := metadata.ValueFromIncomingContext(ctx, o.mdKey)
 	bagVals := metadata.ValueFromIncomingContext(ctx, tagctx.BaggageHeader)
 
-	var traffic tagctx.Tag
-	var rejected error
+	var (
+		traffic  tagctx.Tag
+		decided  bool // a tag or the untagged mark came in: forward the decision
+		rejected error
+	)
 	switch {
 	case len(tagVals) == 0 && len(bagVals) == 0:
 		// Untagged: the common case, decided without parsing.
 	case o.trust.Strips():
 		// A production edge: whatever came in, valid or not, is not this
-		// caller's to choose.
-		if len(tagVals) > 0 || anyContains(bagVals, o.baggageKey) {
+		// caller's to choose. Only the untagged mark is no tag.
+		if nonEmpty(tagVals) {
+			rejected = errStripped
+		} else if has, err := tagctx.HasMember(bagVals, o.baggageKey); err != nil {
+			rejected = fmt.Errorf("rpc: inbound baggage %w, stripped unread: %w", ErrUntrusted, err)
+		} else if has {
 			rejected = errStripped
 		}
 	default:
@@ -99,6 +110,8 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 				return nil, status.Error(codes.InvalidArgument, "rpc: tag not accepted: "+err.Error())
 			}
 			rejected = err
+		case found && t.IsZero():
+			decided = true // the untagged mark
 		case found:
 			if err := o.trust.Check(t, peerAddr(ctx)); err != nil {
 				rejected = fmt.Errorf("rpc: %w", err)
@@ -108,15 +121,24 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 		}
 	}
 	if rejected != nil {
-		ctx = o.scrub(ctx)
+		ctx = o.scrubMetadata(ctx)
+	}
+	// otelgrpc may have put the caller's member into the context's
+	// OpenTelemetry baggage, which its client side sends on: it must say
+	// what was decided. Only a call with baggage can have put it there.
+	if len(bagVals) > 0 {
+		ctx = o.alignBaggage(ctx, traffic)
 	}
 
-	// A stable node needs no explicit untagged mark when the context has no
-	// other decision: Effective is the zero Tag either way, and skipping it
-	// keeps untagged calls on stable nodes free of allocations. A lane node
-	// must mark it, or outgoing calls would take the node tag and pull
-	// stable traffic into the lane.
-	if !traffic.IsZero() || !tagctx.Effective(ctx).IsZero() {
+	// A stable node needs no explicit untagged mark when no decision came
+	// in and the trust policy accepts every tag: Effective is the zero Tag
+	// either way, and skipping it keeps untagged calls on stable nodes free
+	// of allocations. Any other decision is final and is marked, so the
+	// client interceptor writes the untagged mark on outgoing calls. A lane
+	// node must mark it, or outgoing calls would take the node tag and
+	// pull stable traffic into the lane.
+	if !traffic.IsZero() || decided || rejected != nil || !o.trust.AcceptsAll() ||
+		!tagctx.Effective(ctx).IsZero() {
 		ctx = tagctx.With(ctx, traffic)
 	}
 	node := o.nodeTag()
@@ -126,8 +148,27 @@ func (o *options) serverContext(ctx context.Context, method string) (context.Con
 	} else {
 		route = tagctx.Decide(traffic, node, o.parentsOf(traffic)...)
 	}
+	if o.strict && route == tagctx.RouteMisroute {
+		// Refused: served by no lane, so no misroute; the observer hears
+		// why, with any refused tag too.
+		why := tagctx.Misdirected("rpc", traffic, node)
+		if rejected != nil {
+			why = fmt.Errorf("%w (%w)", why, rejected)
+		}
+		o.record(ctx, method, traffic, node, 0, why)
+		return nil, misdirected(ctx, traffic, node)
+	}
 	o.record(ctx, method, traffic, node, route, rejected)
 	return ctx, nil
+}
+
+func nonEmpty(vals []string) bool {
+	for _, v := range vals {
+		if v != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (o *options) record(ctx context.Context, method string, traffic, node tagctx.Tag, route tagctx.Route, rejected error) {
@@ -141,24 +182,40 @@ func (o *options) record(ctx context.Context, method string, traffic, node tagct
 	}, o.observer)
 }
 
-// scrub removes a tag that was not accepted from the incoming metadata and
-// from OpenTelemetry baggage, so the handler's view agrees with its context
-// and a handler that forwards what it received cannot pass the tag on.
-func (o *options) scrub(ctx context.Context) context.Context {
-	if md, ok := metadata.FromIncomingContext(ctx); ok { // a copy: ours to edit
-		md.Delete(o.mdKey)
-		if vals := md.Get(tagctx.BaggageHeader); len(vals) > 0 {
-			rest := tagctx.MergeBaggage(strings.Join(vals, ","), o.baggageKey, tagctx.Tag{})
-			if rest == "" {
-				md.Delete(tagctx.BaggageHeader)
-			} else {
-				md.Set(tagctx.BaggageHeader, rest)
-			}
-		}
-		ctx = metadata.NewIncomingContext(ctx, md)
+// scrubMetadata removes a tag that was not accepted from the incoming
+// metadata, so the handler's view agrees with its context and a handler
+// that forwards what it received cannot pass the tag on. Baggage over the
+// limits, which no conforming reader accepts, is dropped unread.
+func (o *options) scrubMetadata(ctx context.Context) context.Context {
+	md, ok := metadata.FromIncomingContext(ctx) // a copy: ours to edit
+	if !ok {
+		return ctx
 	}
-	if b := baggage.FromContext(ctx); b.Member(o.baggageKey).Key() != "" {
-		ctx = baggage.ContextWithBaggage(ctx, b.DeleteMember(o.baggageKey))
+	md.Delete(o.mdKey)
+	if vals := md.Get(tagctx.BaggageHeader); tagctx.CheckBaggage(vals) != nil {
+		md.Delete(tagctx.BaggageHeader) // over the limits: every conforming reader ignores it whole
+	} else if len(vals) > 0 {
+		if rest := tagctx.MergeBaggageValues(vals, o.baggageKey, tagctx.Tag{}); rest == "" {
+			md.Delete(tagctx.BaggageHeader)
+		} else {
+			md.Set(tagctx.BaggageHeader, rest)
+		}
+	}
+	return metadata.NewIncomingContext(ctx, md)
+}
+
+// alignBaggage makes the tag member of the context's OpenTelemetry
+// baggage say traffic (removed for the zero Tag). Free when it already does.
+func (o *options) alignBaggage(ctx context.Context, traffic tagctx.Tag) context.Context {
+	b := baggage.FromContext(ctx)
+	if b.Len() == 0 {
+		return ctx
+	}
+	if m := b.Member(o.baggageKey); m.Key() != "" && m.Value() != traffic.String() {
+		if nb, err := tagctx.ToBaggage(b, o.baggageKey, traffic); err == nil {
+			return baggage.ContextWithBaggage(ctx, nb)
+		}
+		return baggage.ContextWithBaggage(ctx, b.DeleteMember(o.baggageKey))
 	}
 	return ctx
 }

@@ -81,7 +81,7 @@ func callUnary(md metadata.MD, from string, opts ...rpc.Option) served {
 
 func TestServerInterceptor(t *testing.T) {
 	a, a2 := tagctx.MustParse("a"), tagctx.MustParse("a2")
-	many := strings.Repeat("k=v,", 64) + "x-tag=a"
+	many := strings.Repeat("k=v,", 180) + "x-tag=a"
 	tests := []struct {
 		name string
 		md   metadata.MD
@@ -109,14 +109,14 @@ func TestServerInterceptor(t *testing.T) {
 			want: served{Called: true, Baggage: []string{"k=v"}, Route: "matched"}},
 		{name: "invalid tag is served untagged, scrubbed, reported",
 			md:   metadata.Pairs("x-tag", "a_b", "baggage", "k=v,x-tag=a"),
-			want: served{Called: true, Baggage: []string{"k=v"}, Route: "matched", Rejected: "invalid"}},
+			want: served{Called: true, Decided: true, Baggage: []string{"k=v"}, Route: "matched", Rejected: "invalid"}},
 		{name: "invalid tag rejected on request",
 			md:   metadata.Pairs("x-tag", "a_b"),
 			opts: []rpc.Option{rpc.WithRejectInvalid()},
 			want: served{Route: "unknown", Rejected: "invalid", Code: codes.InvalidArgument}},
 		{name: "conflicting tag values",
 			md:   metadata.Pairs("x-tag", "a", "x-tag", "b"),
-			want: served{Called: true, Route: "matched", Rejected: "invalid"}},
+			want: served{Called: true, Decided: true, Route: "matched", Rejected: "invalid"}},
 		{name: "baggage over the member limit",
 			md:   metadata.Pairs("baggage", many),
 			opts: []rpc.Option{rpc.WithRejectInvalid()},
@@ -124,15 +124,48 @@ func TestServerInterceptor(t *testing.T) {
 		{name: "strip removes the tag and keeps other baggage",
 			md:   metadata.Pairs("x-tag", "a", "baggage", "k=v,x-tag=a"),
 			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())},
-			want: served{Called: true, Baggage: []string{"k=v"}, Route: "matched", Rejected: "untrusted"}},
+			want: served{Called: true, Decided: true, Baggage: []string{"k=v"}, Route: "matched", Rejected: "untrusted"}},
 		{name: "strip ignores invalid tags even when rejecting",
 			md:   metadata.Pairs("x-tag", "a_b"),
 			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone()), rpc.WithRejectInvalid()},
-			want: served{Called: true, Route: "matched", Rejected: "untrusted"}},
+			want: served{Called: true, Decided: true, Route: "matched", Rejected: "untrusted"}},
 		{name: "strip with nothing to strip",
 			md:   metadata.Pairs("baggage", "k=v"),
 			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())},
-			want: served{Called: true, Baggage: []string{"k=v"}, Route: "matched"}},
+			want: served{Called: true, Decided: true, Baggage: []string{"k=v"}, Route: "matched"}},
+		{name: "strip: the untagged mark is no tag",
+			md:   metadata.Pairs("x-tag", ""),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())},
+			want: served{Called: true, Decided: true, TagMD: []string{""}, Route: "matched"}},
+		{name: "strip: member keys match exactly",
+			md:   metadata.Pairs("baggage", "x-tag-owner=bob,note=x-tag"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())},
+			want: served{Called: true, Decided: true, Baggage: []string{"x-tag-owner=bob,note=x-tag"}, Route: "matched"}},
+		{name: "strip: NBSP-spelled member stripped",
+			md:   metadata.Pairs("baggage", "k=v,x-tag\u00a0=a"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())},
+			want: served{Called: true, Decided: true, Baggage: []string{"k=v"}, Route: "matched", Rejected: "untrusted"}},
+		{name: "strip: baggage over the limits dropped unread",
+			md:   metadata.Pairs("baggage", strings.Repeat("k=v,", 1<<16)+"x-tag=a"),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNone())},
+			want: served{Called: true, Decided: true, Route: "matched", Rejected: "limit"}},
+		{name: "default trust: baggage over the limits dropped unread",
+			md:   metadata.Pairs("baggage", strings.Repeat("k=v,", 1<<16)+"x-tag=a"),
+			want: served{Called: true, Decided: true, Route: "matched", Rejected: "limit"}},
+		{name: "the untagged mark beats baggage",
+			md:   metadata.Pairs("x-tag", "", "baggage", "x-tag=a"),
+			want: served{Called: true, Decided: true, TagMD: []string{""}, Baggage: []string{"x-tag=a"}, Route: "matched"}},
+		{name: "allow-list: the untagged mark is no refusal",
+			md:   metadata.Pairs("x-tag", ""),
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustTags(a))},
+			want: served{Called: true, Decided: true, TagMD: []string{""}, Route: "matched"}},
+		{name: "65 baggage members W3C allows",
+			md:   metadata.Pairs("baggage", strings.Repeat("k=v,", 64)+"x-tag=a"),
+			want: served{Called: true, Tag: "a", Decided: true, Baggage: []string{strings.Repeat("k=v,", 64) + "x-tag=a"}, Route: "fallback"}},
+		{name: "trusted network, v4-mapped prefix, IPv4 peer",
+			md: metadata.Pairs("x-tag", "a"), peer: "10.1.2.3:5000",
+			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("::ffff:10.0.0.0/104")))},
+			want: served{Called: true, Tag: "a", Decided: true, TagMD: []string{"a"}, Route: "fallback"}},
 		{name: "trusted tag list, in",
 			md:   metadata.Pairs("x-tag", "a"),
 			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustTags(a))},
@@ -140,7 +173,7 @@ func TestServerInterceptor(t *testing.T) {
 		{name: "trusted tag list, out: untagged, never rejected",
 			md:   metadata.Pairs("x-tag", "b"),
 			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustTags(a)), rpc.WithRejectInvalid()},
-			want: served{Called: true, Route: "matched", Rejected: "untrusted"}},
+			want: served{Called: true, Decided: true, Route: "matched", Rejected: "untrusted"}},
 		{name: "trusted network, in",
 			md: metadata.Pairs("x-tag", "a"), peer: "10.1.2.3:5000",
 			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")))},
@@ -152,11 +185,11 @@ func TestServerInterceptor(t *testing.T) {
 		{name: "trusted network, out",
 			md: metadata.Pairs("x-tag", "a"), peer: "127.0.0.1:5000",
 			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")))},
-			want: served{Called: true, Route: "matched", Rejected: "untrusted"}},
+			want: served{Called: true, Decided: true, Route: "matched", Rejected: "untrusted"}},
 		{name: "trusted network, unknown peer",
 			md:   metadata.Pairs("x-tag", "a"),
 			opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")))},
-			want: served{Called: true, Route: "matched", Rejected: "untrusted"}},
+			want: served{Called: true, Decided: true, Route: "matched", Rejected: "untrusted"}},
 		{name: "lane instance, its lane",
 			md:   metadata.Pairs("x-tag", "a"),
 			opts: []rpc.Option{rpc.WithNode(a)},
@@ -299,6 +332,7 @@ func FuzzServerMetadata(f *testing.F) {
 		{"a", ""}, {"", "x-tag=a"}, {"A", "x-tag=b"}, {"a_b", ""}, {"", "x-tag=%zz"},
 		{"", "x-tag=a%2Db"}, {"-a", "k=v"}, {"", strings.Repeat("k=v,", 70)},
 		{strings.Repeat("a", 64), ""}, {"", " x-tag = a ;p=1"}, {"a\x00", ""},
+		{"", "x-tag\u00a0=a"}, {"", "x-tag=a,x-tag=b"}, {"", strings.Repeat("x", 9000) + ",x-tag=a"},
 	} {
 		f.Add(seed[0], seed[1], false)
 		f.Add(seed[0], seed[1], true)
@@ -329,6 +363,13 @@ func FuzzServerMetadata(f *testing.F) {
 			})
 
 		wire, found, wireErr := tagctx.Extract(md.Get("x-tag"), md.Get("baggage"), "x-tag")
+		// Rejections quote a bounded prefix of the input, whatever its size.
+		if obs.Rejected != nil && len(obs.Rejected.Error()) > 512 {
+			t.Fatalf("rejection of %d bytes: %.200q", len(obs.Rejected.Error()), obs.Rejected.Error())
+		}
+		if err != nil && len(err.Error()) > 600 {
+			t.Fatalf("status of %d bytes: %.200q", len(err.Error()), err.Error())
+		}
 		switch {
 		case err != nil:
 			s := status.Convert(err)

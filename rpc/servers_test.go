@@ -53,7 +53,14 @@ func (l countingListener) Accept() (net.Conn, error) {
 // echo of the instance name.
 func startInstance(t testing.TB, name string, node tagctx.Tag, next func(ctx context.Context, in *instance) (string, error), opts ...rpc.Option) *instance {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return startInstanceAt(t, "127.0.0.1:0", name, node, next, opts...)
+}
+
+// startInstanceAt is startInstance listening on addr, so a test can put a
+// new instance where a stopped one was.
+func startInstanceAt(t testing.TB, addr, name string, node tagctx.Tag, next func(ctx context.Context, in *instance) (string, error), opts ...rpc.Option) *instance {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,10 +34,25 @@ func TestExtract(t *testing.T) {
 		{name: "baggage key is exact", bag: []string{"x-tagger=a,xx-tag=b"}},
 		{name: "baggage malformed members skipped", bag: []string{"garbage,,;=,x-tag=d"}, want: "d", wantFound: true},
 		{name: "baggage invalid value", bag: []string{"x-tag=no_pe"}, wantFound: true, wantErr: `invalid tag "no_pe"`},
-		{name: "header over limit", tags: []string{strings.Repeat("a", 1<<20)}, wantErr: "1048576 bytes, limit 8192"},
-		{name: "headers over limit together", tags: []string{"a"}, bag: []string{strings.Repeat("b", MaxHeaderBytes)}, wantErr: "limit 8192"},
-		{name: "too many members", bag: []string{strings.Repeat("k=v,", 64) + "x-tag=a"}, wantErr: "65 baggage members, limit 64"},
-		{name: "10000 members", bag: []string{many[:MaxHeaderBytes-8] + "x-tag=a"}, wantErr: "baggage members, limit 64"},
+		{name: "header over limit", tags: []string{strings.Repeat("a", 1<<20)}, wantFound: true, wantErr: "1048576 bytes, limit 8192"},
+		{name: "empty header is the untagged mark", tags: []string{""}, bag: []string{"x-tag=b"}, wantFound: true},
+		{name: "untagged mark twice", tags: []string{"", ""}, wantFound: true},
+		{name: "untagged mark and a tag conflict", tags: []string{"", "evil"}, wantFound: true, wantErr: "conflicting"},
+		// Finding 4: the tag's limits are the tag header's; large baggage
+		// beside a tag header is not read at all.
+		{name: "header beside 8190 bytes of baggage", tags: []string{"a"}, bag: []string{strings.Repeat("b", 8190)}, want: "a", wantFound: true},
+		{name: "header beside 1 MiB of baggage", tags: []string{"a"}, bag: []string{strings.Repeat("b", 1<<20)}, want: "a", wantFound: true},
+		{name: "65 members W3C allows", bag: []string{strings.Repeat("k=v,", 64) + "x-tag=a"}, want: "a", wantFound: true},
+		{name: "180 members W3C allows", bag: []string{strings.Repeat("k=v,", 179) + "x-tag=a"}, want: "a", wantFound: true},
+		{name: "too many members", bag: []string{strings.Repeat("k=v,", 180) + "x-tag=a"}, wantErr: "181 baggage members, limit 180"},
+		{name: "baggage over bytes", bag: []string{"x-tag=a," + strings.Repeat("b", 8192)}, wantErr: "limit 8192"},
+		{name: "baggage over bytes in two values", bag: []string{"x-tag=a," + strings.Repeat("b", 4090), strings.Repeat("b", 4096)}, wantErr: "8195 bytes, limit 8192"},
+		{name: "10000 members", bag: []string{many[:MaxBaggageBytes-8] + "x-tag=a"}, wantErr: "baggage members, limit 180"},
+		// Finding 2: OpenTelemetry trims Unicode white space around keys.
+		{name: "NBSP before =", bag: []string{"x-tag\u00a0=evil"}, want: "evil", wantFound: true},
+		{name: "NBSP around value", bag: []string{"x-tag=\u00a0evil\u00a0"}, want: "evil", wantFound: true},
+		{name: "duplicate members agree", bag: []string{"x-tag=a,k=v,x-tag=a"}, want: "a", wantFound: true},
+		{name: "duplicate members differ", bag: []string{"x-tag=a", "x-tag=b"}, wantFound: true, wantErr: "twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +98,15 @@ func TestMergeBaggage(t *testing.T) {
 		{name: "remove only member", header: "x-tag=b"},
 		{name: "zero and absent is untouched", header: "k=v", want: "k=v"},
 		{name: "similar key kept", header: "x-tagger=1", tag: a, want: "x-tagger=1,x-tag=a"},
+		{name: "NBSP key is the member", header: "k=v,x-tag\u00a0=evil", want: "k=v"},
+		// Finding 4: never write what a conforming reader truncates.
+		{name: "64 others: the last is dropped for the tag", header: strings.TrimSuffix(strings.Repeat("k=v,", 63), ",") + ",last=1", tag: a,
+			want: strings.TrimSuffix(strings.Repeat("k=v,", 63), ",") + ",x-tag=a"},
+		{name: "63 others fit", header: strings.TrimSuffix(strings.Repeat("k=v,", 63), ","), tag: a,
+			want: strings.Repeat("k=v,", 63) + "x-tag=a"},
+		{name: "8190 bytes: the member that does not fit is dropped", header: "k=v," + strings.Repeat("b", 8186), tag: a, want: "k=v,x-tag=a"},
+		{name: "over 8192 bytes: a reader ignores it all", header: strings.Repeat("b", 9000), tag: a, want: "x-tag=a"},
+		{name: "over 8192 bytes, zero tag", header: strings.Repeat("b", 9000) + ",x-tag=evil"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +114,38 @@ func TestMergeBaggage(t *testing.T) {
 				t.Errorf("MergeBaggage(%q, %q) = %q, want %q", tt.header, tt.tag, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestMergeBaggageConformingReader checks the written baggage with
+// OpenTelemetry's own parser: the tag is always among what it reads.
+func TestMergeBaggageConformingReader(t *testing.T) {
+	a := MustParse("feature-x")
+	for _, n := range []int{0, 1, 63, 64, 65, 180, 500} {
+		for _, width := range []int{1, 40, 200} {
+			var parts []string
+			for i := range n {
+				parts = append(parts, fmt.Sprintf("k%d=%s", i, strings.Repeat("v", width)))
+			}
+			got := MergeBaggage(strings.Join(parts, ","), DefaultBaggageKey, a)
+			b, err := baggage.Parse(got)
+			if err != nil {
+				t.Errorf("%d members of %d bytes: OTel rejects what MergeBaggage wrote: %v", n, width, err)
+			}
+			if v := b.Member(DefaultBaggageKey).Value(); v != "feature-x" {
+				t.Errorf("%d members of %d bytes: OTel reads x-tag %q", n, width, v)
+			}
+		}
+	}
+}
+
+func TestQuote(t *testing.T) {
+	if got := Quote("a\nb"); got != `"a\nb"` {
+		t.Errorf("Quote short = %s", got)
+	}
+	got := Quote(strings.Repeat("x", 1<<19))
+	if len(got) > MaxQuoted+32 || !strings.Contains(got, "524288 bytes") {
+		t.Errorf("Quote long = %s", got)
 	}
 }
 
@@ -146,4 +202,39 @@ func TestMemberCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// FuzzMergeBaggage: whatever baggage a request carried, what MergeBaggage
+// writes is within the limits a conforming reader accepts whole, that
+// reader (OpenTelemetry) and Extract read exactly the tag from it, and a
+// zero Tag leaves no member OpenTelemetry would read as the tag.
+func FuzzMergeBaggage(f *testing.F) {
+	f.Add("", "feature-x")
+	f.Add("k=v,x-tag=old;p=1", "")
+	f.Add(strings.Repeat("k=v,", 70), "a")
+	f.Add("x-tag\u00a0=evil, x-tag =evil2", "")
+	f.Add(strings.Repeat("b", 8190), "a")
+	f.Fuzz(func(t *testing.T, header, tag string) {
+		tg, err := Parse(tag)
+		if err != nil {
+			tg = Tag{}
+		}
+		got := MergeBaggage(header, DefaultBaggageKey, tg)
+		// Baggage without the member is not ours to rewrite when
+		// untagged; with a tag, the written value is within the limits.
+		if !tg.IsZero() && (len(got) > MaxBaggageBytes || strings.Count(got, ",")+1 > MaxWrittenMembers) {
+			t.Fatalf("wrote %d bytes, %d members", len(got), strings.Count(got, ",")+1)
+		}
+		b, _ := baggage.Parse(got)
+		if v := b.Member(DefaultBaggageKey).Value(); v != tg.String() {
+			t.Fatalf("OpenTelemetry reads x-tag %q from %q, want %q", v, got, tg)
+		}
+		if !tg.IsZero() {
+			if et, found, err := Extract(nil, []string{got}, DefaultBaggageKey); err != nil || !found || et != tg {
+				t.Fatalf("Extract reads %q, %v, %v from %q, want %q", et, found, err, got, tg)
+			}
+		} else if has, _ := HasMember([]string{got}, DefaultBaggageKey); has {
+			t.Fatalf("zero tag left a member in %q", got)
+		}
+	})
 }

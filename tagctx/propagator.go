@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/textproto"
-	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -39,30 +38,60 @@ func (p Propagator) keys() (header, member string) {
 	return header, member
 }
 
-// Inject writes the effective tag of ctx into carrier. On a stable node
-// with untagged traffic it writes nothing, except that it removes a tag
-// member from baggage already in the carrier: this hop decided "stable".
+// Inject writes the effective tag of ctx into carrier. When ctx carries an
+// explicit untagged decision (an entry point decided, or WithUntagged), it
+// writes the tag header with an empty value, the untagged mark: the next
+// hop then takes "untagged" as decided and does not fall back to baggage or
+// a host name the caller controlled. On a stable node with no decision it
+// writes nothing. Either way it removes a tag member from baggage already
+// in the carrier.
 func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
-	t := Effective(ctx)
+	t, decided := Lookup(ctx)
+	if !decided {
+		t = Node()
+	}
 	if hc, ok := carrier.(propagation.HeaderCarrier); ok {
 		if p.Header == "" && p.BaggageKey == "" {
 			InjectHeader(http.Header(hc), DefaultHeader, DefaultBaggageKey, t)
+			if decided && t.IsZero() {
+				http.Header(hc)[DefaultHeader] = []string{""}
+			}
 		} else {
 			header, member := p.keys()
 			InjectHeader(http.Header(hc), header, member, t)
+			if decided && t.IsZero() {
+				http.Header(hc)[textproto.CanonicalMIMEHeaderKey(header)] = []string{""}
+			}
 		}
 		return
 	}
 	header, member := p.keys()
 	existing := carrier.Get(BaggageHeader)
 	if t.IsZero() {
-		if hasMember(existing, member) {
-			carrier.Set(BaggageHeader, MergeBaggage(existing, member, t))
+		if decided {
+			carrier.Set(header, "")
+		}
+		if hasMember(existing, member) || len(existing) > MaxBaggageBytes {
+			setOrDelete(carrier, BaggageHeader, MergeBaggage(existing, member, t))
 		}
 		return
 	}
 	carrier.Set(header, t.s)
 	carrier.Set(BaggageHeader, MergeBaggage(existing, member, t))
+}
+
+// setOrDelete sets key, or deletes it when v is empty and the carrier can
+// delete: an empty baggage entry is not what "no baggage" looks like. A
+// carrier with no way to delete gets the empty value, which still
+// overwrites the stale member.
+func setOrDelete(carrier propagation.TextMapCarrier, key, v string) {
+	if v == "" {
+		if mc, ok := carrier.(propagation.MapCarrier); ok {
+			delete(mc, key)
+			return
+		}
+	}
+	carrier.Set(key, v)
 }
 
 // InjectHeader writes t into h as header and as baggage member key, merged
@@ -72,17 +101,9 @@ func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarri
 // backs both values.
 func InjectHeader(h http.Header, header, key string, t Tag) {
 	existing := h["Baggage"]
-	bag := ""
-	switch len(existing) {
-	case 0:
-	case 1:
-		bag = existing[0]
-	default:
-		bag = strings.Join(existing, ",")
-	}
 	if t.IsZero() {
-		if hasMember(bag, key) {
-			if merged := MergeBaggage(bag, key, t); merged != "" {
+		if len(existing) > 1 || len(existing) == 1 && (hasMember(existing[0], key) || len(existing[0]) > MaxBaggageBytes) {
+			if merged := MergeBaggageValues(existing, key, t); merged != "" {
 				h["Baggage"] = []string{merged}
 			} else {
 				delete(h, "Baggage")
@@ -91,7 +112,7 @@ func InjectHeader(h http.Header, header, key string, t Tag) {
 		return
 	}
 	vals := new([2]string)
-	vals[0], vals[1] = t.s, MergeBaggage(bag, key, t)
+	vals[0], vals[1] = t.s, MergeBaggageValues(existing, key, t)
 	// Full slice expressions: an Add on either header reallocates rather
 	// than writing into the other's element.
 	if header != DefaultHeader {

@@ -26,11 +26,15 @@ func TestPropagatorInject(t *testing.T) {
 		{name: "tagged", ctx: With(bg, fx), want: http.Header{"X-Tag": {"feature-x"}, "Baggage": {"x-tag=feature-x"}}},
 		{name: "node tag for work started in process", ctx: bg, node: MustParse("cron-lane"),
 			want: http.Header{"X-Tag": {"cron-lane"}, "Baggage": {"x-tag=cron-lane"}}},
-		{name: "explicit untagged on tagged node", ctx: WithUntagged(bg), node: fx, want: http.Header{}},
+		{name: "explicit untagged on tagged node writes the untagged mark", ctx: WithUntagged(bg), node: fx, want: http.Header{"X-Tag": {""}}},
+		{name: "stable node without a decision removes a stale member only", ctx: bg, existing: http.Header{"Baggage": {"user=1,x-tag=old"}},
+			want: http.Header{"Baggage": {"user=1"}}},
 		{name: "merges into existing baggage", ctx: With(bg, fx), existing: http.Header{"Baggage": {"user=1"}},
 			want: http.Header{"X-Tag": {"feature-x"}, "Baggage": {"user=1,x-tag=feature-x"}}},
 		{name: "stable removes stale member", ctx: WithUntagged(bg), existing: http.Header{"Baggage": {"user=1,x-tag=old"}},
-			want: http.Header{"Baggage": {"user=1"}}},
+			want: http.Header{"Baggage": {"user=1"}, "X-Tag": {""}}},
+		{name: "untagged mark replaces a stale header", ctx: WithUntagged(bg), existing: http.Header{"X-Tag": {"evil"}},
+			want: http.Header{"X-Tag": {""}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,6 +46,36 @@ func TestPropagatorInject(t *testing.T) {
 			Propagator{}.Inject(tt.ctx, propagation.HeaderCarrier(h))
 			if diff := cmp.Diff(h, tt.want); diff != "" {
 				t.Errorf("headers (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPropagatorInjectMapCarrier covers carriers other than HeaderCarrier:
+// the untagged mark is written and a baggage value left empty is deleted
+// rather than written as an empty entry.
+func TestPropagatorInjectMapCarrier(t *testing.T) {
+	withNode(t, Tag{})
+	tests := []struct {
+		name     string
+		ctx      context.Context
+		existing propagation.MapCarrier
+		want     propagation.MapCarrier
+	}{
+		{name: "no decision, only member", ctx: context.Background(), existing: propagation.MapCarrier{"baggage": "x-tag=old"},
+			want: propagation.MapCarrier{}},
+		{name: "untagged decision, only member", ctx: WithUntagged(context.Background()), existing: propagation.MapCarrier{"baggage": "x-tag=old"},
+			want: propagation.MapCarrier{"X-Tag": ""}},
+		{name: "untagged decision keeps others", ctx: WithUntagged(context.Background()), existing: propagation.MapCarrier{"baggage": "k=v, x-tag=old"},
+			want: propagation.MapCarrier{"X-Tag": "", "baggage": "k=v"}},
+		{name: "tagged", ctx: With(context.Background(), MustParse("a")), existing: propagation.MapCarrier{},
+			want: propagation.MapCarrier{"X-Tag": "a", "baggage": "x-tag=a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			Propagator{}.Inject(tt.ctx, tt.existing)
+			if diff := cmp.Diff(tt.existing, tt.want); diff != "" {
+				t.Errorf("carrier (-got +want):\n%s", diff)
 			}
 		})
 	}

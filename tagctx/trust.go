@@ -12,6 +12,24 @@ import (
 // or input over the limits (ErrLimit).
 var ErrUntrusted = errors.New("not trusted")
 
+// ErrMisdirected is matched (errors.Is) by Observation.Rejected when a
+// strict entry point refused a call it should not serve: traffic of
+// another lane, or stable traffic on a lane instance. Such a call is
+// served by no lane, so its Route is the zero Route, not RouteMisroute.
+var ErrMisdirected = errors.New("misdirected")
+
+// Misdirected returns the reason a strict entry point of node refuses
+// traffic, matching ErrMisdirected; prefix names the package.
+func Misdirected(prefix string, traffic, node Tag) error {
+	switch {
+	case traffic.IsZero():
+		return fmt.Errorf("%s: %w: strict lane instance %q refuses stable traffic", prefix, ErrMisdirected, node.s)
+	case node.IsZero():
+		return fmt.Errorf("%s: %w: strict stable instance refuses traffic of lane %q", prefix, ErrMisdirected, traffic.s)
+	}
+	return fmt.Errorf("%s: %w: strict instance of lane %q refuses traffic of lane %q", prefix, ErrMisdirected, node.s, traffic.s)
+}
+
 // Trust decides whether an entry point believes the tag a caller sent. The
 // zero Trust accepts every valid tag, right for test environments; a
 // production edge uses TrustNone so outside callers cannot pick a lane.
@@ -41,7 +59,8 @@ func TrustTags(tags ...Tag) Trust {
 	return Trust{kind: trustTags, tags: slices.Clone(tags)}
 }
 
-// TrustNetworks accepts tags only from peers inside one of nets.
+// TrustNetworks accepts tags only from peers inside one of nets. IPv4
+// peers match IPv4 prefixes and IPv4-mapped IPv6 prefixes alike.
 func TrustNetworks(nets ...netip.Prefix) Trust {
 	return Trust{kind: trustNets, nets: slices.Clone(nets)}
 }
@@ -49,6 +68,12 @@ func TrustNetworks(nets ...netip.Prefix) Trust {
 // Strips reports whether t accepts no tag at all, so an entry point can
 // skip extraction and remove the tag headers.
 func (t Trust) Strips() bool { return t.kind == trustNone }
+
+// AcceptsAll reports whether t is TrustAll. Any other policy makes an
+// entry point's decision final for every request, "untagged because no tag
+// was sent" included, so a later hop cannot take a lane from anything the
+// caller controlled.
+func (t Trust) AcceptsAll() bool { return t.kind == trustAll }
 
 // Check returns nil if tag from peer is to be believed, else the reason.
 // peer may be invalid when unknown; network trust then refuses.
@@ -64,9 +89,16 @@ func (t Trust) Check(tag Tag, peer netip.Addr) error {
 		}
 		return fmt.Errorf("tagctx: tag %q %w: not in the trusted list", tag.s, ErrUntrusted)
 	}
+	// netip never matches an IPv4 address against an IPv6 prefix, so an
+	// IPv4 peer is tried in both spellings: plain for 10.0.0.0/8, mapped
+	// for ::ffff:10.0.0.0/104.
 	peer = peer.Unmap()
+	var mapped netip.Addr
+	if peer.Is4() {
+		mapped = netip.AddrFrom16(peer.As16())
+	}
 	for _, n := range t.nets {
-		if n.Contains(peer) {
+		if n.Contains(peer) || mapped.IsValid() && n.Contains(mapped) {
 			return nil
 		}
 	}

@@ -25,6 +25,9 @@ func TestTrust(t *testing.T) {
 		{name: "trusted network", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: inside},
 		{name: "v4-mapped v6 peer", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: netip.AddrFrom16(inside.As16())},
 		{name: "untrusted network", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, peer: outside, wantErr: `peer "192.0.2.1" is outside the trusted networks`},
+		{name: "v4 peer, v4-mapped prefix", trust: TrustNetworks(netip.MustParsePrefix("::ffff:10.0.0.0/104")), tag: a, peer: inside},
+		{name: "v4-mapped peer, v4-mapped prefix", trust: TrustNetworks(netip.MustParsePrefix("::ffff:10.0.0.0/104")), tag: a, peer: netip.AddrFrom16(inside.As16())},
+		{name: "v4 peer outside v4-mapped prefix", trust: TrustNetworks(netip.MustParsePrefix("::ffff:10.0.0.0/104")), tag: a, peer: outside, wantErr: "outside the trusted networks"},
 		{name: "unknown peer refused", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8")), tag: a, wantErr: "outside the trusted networks"},
 	}
 	for _, tt := range tests {
