@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -140,7 +139,7 @@ func (w *world) crash(ctx context.Context, service string, node tagctx.Tag, stop
 	name := instanceName(service, node)
 	stop()
 	w.registry.procs[name].Close()
-	markCrashed(service, node)
+	w.markCrashed(service, node)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, leaseTTL+30*time.Second)
 	defer cancel()
@@ -168,24 +167,22 @@ func (w *world) crash(ctx context.Context, service string, node tagctx.Tag, stop
 	}
 }
 
-var crashed struct {
-	sync.Mutex
-	m map[string]bool
-}
-
-func markCrashed(service string, node tagctx.Tag) {
-	crashed.Lock()
-	defer crashed.Unlock()
-	if crashed.m == nil {
-		crashed.m = make(map[string]bool)
+// markCrashed records that an instance crashed, so that the hops checked
+// after it expect its lane's traffic at the fallback. It is the world's,
+// not the process's: a test may run the demo twice in one process.
+func (w *world) markCrashed(service string, node tagctx.Tag) {
+	w.crashedMu.Lock()
+	defer w.crashedMu.Unlock()
+	if w.crashed == nil {
+		w.crashed = make(map[string]bool)
 	}
-	crashed.m[instanceName(service, node)] = true
+	w.crashed[instanceName(service, node)] = true
 }
 
-func isCrashed(service string, node tagctx.Tag) bool {
-	crashed.Lock()
-	defer crashed.Unlock()
-	return crashed.m[instanceName(service, node)]
+func (w *world) isCrashed(service string, node tagctx.Tag) bool {
+	w.crashedMu.Lock()
+	defer w.crashedMu.Unlock()
+	return w.crashed[instanceName(service, node)]
 }
 
 // serveHTTPService starts an HTTP instance of a service that appends its

@@ -139,7 +139,7 @@ func run(ctx context.Context, cfg config) (summary, error) {
 		sum.Requests++
 		fmt.Fprintf(out, "request %d  %s\n", id, sc.name)
 		for _, h := range trip.Hops {
-			verdict := check(h, sc.tag)
+			verdict := w.check(h, sc.tag)
 			if verdict != "" {
 				sum.Misroutes++
 			}
@@ -234,11 +234,11 @@ func run(ctx context.Context, cfg config) (summary, error) {
 }
 
 // check says what is wrong with a hop of traffic tagged want, or "".
-func check(h Hop, want tagctx.Tag) string {
+func (w *world) check(h Hop, want tagctx.Tag) string {
 	if h.Traffic != want.String() {
 		return fmt.Sprintf("  <- MISROUTE: hop carried %q, request was %q", h.Traffic, want)
 	}
-	if exp := instanceName(h.Service, expectedNode(h.Service, want)); h.Instance != exp {
+	if exp := instanceName(h.Service, w.expectedNode(h.Service, want)); h.Instance != exp {
 		return "  <- MISROUTE: expected " + exp
 	}
 	if h.Route == tagctx.RouteMisroute.String() {

@@ -51,8 +51,8 @@ func lookupService(name string) service {
 
 // expectedNode is the node tag of the instance that must serve traffic
 // tagged t on service s: its lane's instance, else stable.
-func expectedNode(s string, t tagctx.Tag) tagctx.Tag {
-	if isCrashed(s, t) {
+func (w *world) expectedNode(s string, t tagctx.Tag) tagctx.Tag {
+	if w.isCrashed(s, t) {
 		return tagctx.Tag{} // its lease expired: the lane has no instance any more
 	}
 	if slices.Contains(lookupService(s).lanes, t) {
@@ -158,6 +158,9 @@ type world struct {
 	closers  []func()
 	registry *registry
 	stops    map[string]func() // instance name -> stop its server
+
+	crashedMu sync.Mutex
+	crashed   map[string]bool // instance names; see markCrashed
 }
 
 func (w *world) close() {
