@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/taglane/taglane/httpmw"
 	"github.com/taglane/taglane/rpc"
 	"github.com/taglane/taglane/tagctx"
 )
@@ -19,6 +21,11 @@ import (
 // ErrNoInstance is wrapped by the error of a request that no instance of
 // its chain can serve.
 var ErrNoInstance = errors.New("no instance")
+
+// ErrRefused is wrapped by the error of a request that a strict instance
+// (httpmw.WithStrict) refused as traffic of another lane, when no other
+// instance of the chain served it either.
+var ErrRefused = errors.New("refused by a strict instance")
 
 // Transport is an http.RoundTripper that sends a request for a service to
 // an instance of the right lane. A request whose URL host is the name of
@@ -228,8 +235,11 @@ func (tr *Transport) noInstance(svc string, tb *table, t tagctx.Tag) error {
 // (the connection could not be made, so nothing was sent), the request
 // goes to the next instance of its chain: the lane's other instances, then
 // the next lane's, up to WithMaxAttempts, and only if its body can be sent
-// again (no body, or Request.GetBody). Any error after a connection was
-// made is returned as it is: the request may have been sent.
+// again (no body, or Request.GetBody). A strict instance's refusal (421
+// with httpmw.RefusedHeader: the registry is stale and the address serves
+// another lane now) is treated the same way, since the instance refused
+// before serving. Any other error after a connection was made is returned
+// as it is: the request may have been sent.
 func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	svc := tr.services[req.URL.Host]
 	if svc == nil {
@@ -280,7 +290,20 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			attempts++
 			resp, err := tr.o.base.RoundTrip(out)
 			if err == nil {
-				return resp, nil
+				refused := resp.Header.Get(httpmw.RefusedHeader)
+				if resp.StatusCode != http.StatusMisdirectedRequest || refused == "" || !replayable || ctx.Err() != nil {
+					return resp, nil
+				}
+				// A strict instance (httpmw.WithStrict) refused the request
+				// before serving it: the registry is stale, the address now
+				// belongs to another lane. The request was not processed, so
+				// it goes to the next instance, as after a refused dial.
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+				resp.Body.Close()
+				err = fmt.Errorf("discovery: service %q: instance %s refused the request (%s): %w", svc.name, addr, tagctx.Quote(refused), ErrRefused)
+				tr.o.report(err)
+				lastErr = err
+				continue
 			}
 			if !notSent(err) || !replayable || ctx.Err() != nil {
 				return nil, err
@@ -289,7 +312,7 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			lastErr = err
 		}
 	}
-	return nil, fmt.Errorf("discovery: service %q: every instance of the chain is unreachable: %w", svc.name, lastErr)
+	return nil, fmt.Errorf("discovery: service %q: no instance of the chain served the request: %w", svc.name, lastErr)
 }
 
 // routed is a request sent to an instance and its URL.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -185,4 +186,74 @@ func TestNewTransportInvalid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTransportStrictRefusal: the registry still lists lane a at an
+// address whose server now belongs to lane b and runs httpmw.WithStrict.
+// Its refusal sends the request on along the chain (here: to stable), once
+// per request, and never lets lane b serve it.
+func TestTransportStrictRefusal(t *testing.T) {
+	ctx := testCtx(t)
+	reg := discovery.NewMemory()
+	stable := lanetest.StartNode(t, "stable", tagctx.Tag{})
+	var served atomic.Int32
+	strictB := httptest.NewServer(httpmw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+	}), httpmw.WithNode(tagctx.MustParse("b")), httpmw.WithStrict()))
+	defer strictB.Close()
+	stale := strings.TrimPrefix(strictB.URL, "http://")
+	for _, inst := range []discovery.Instance{
+		{Service: "svc", Addr: stale, Tag: tagctx.MustParse("a")},
+		{Service: "svc", Addr: stable.HTTPAddr},
+	} {
+		if _, err := reg.Register(ctx, inst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	count := &counting{RoundTripper: httpmw.Transport(base)}
+	var reports atomic.Int32
+	tr, err := discovery.NewTransport(reg, []string{"svc"}, discovery.WithBase(count),
+		discovery.WithErrorHandler(func(error) { reports.Add(1) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	c := &http.Client{Transport: tr}
+
+	for _, m := range []struct {
+		method string
+		body   io.Reader
+	}{{"GET", nil}, {"POST", strings.NewReader("replayable")}} {
+		count.n.Store(0)
+		srv, seen, err := lanetest.DoHTTP(ctx, c, m.method, "http://svc/", "a", m.body)
+		if err != nil || srv != "stable" || seen != "a" {
+			t.Fatalf("%s: served by %q seeing %q, %v; want stable seeing a", m.method, srv, seen, err)
+		}
+		if n := count.n.Load(); n != 2 {
+			t.Fatalf("%s: %d sends, want 2 (the refusal, then stable)", m.method, n)
+		}
+	}
+	if served.Load() != 0 {
+		t.Fatalf("lane b served %d requests of lane a", served.Load())
+	}
+	if reports.Load() == 0 {
+		t.Error("the refusals were not reported")
+	}
+
+	t.Run("a body that cannot be replayed gets the refusal", func(t *testing.T) {
+		req, err := http.NewRequestWithContext(lanetest.Tagged(ctx, "a"), "POST", "http://svc/", io.NopCloser(strings.NewReader("once")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMisdirectedRequest || resp.Header.Get(httpmw.RefusedHeader) == "" {
+			t.Fatalf("status %d, %s=%q; want the strict instance's 421", resp.StatusCode, httpmw.RefusedHeader, resp.Header.Get(httpmw.RefusedHeader))
+		}
+	})
 }
