@@ -3,8 +3,8 @@ package discovery_test
 import (
 	"context"
 	"fmt"
-	"log"
 	"io"
+	"log"
 	"net"
 	"net/http"
 
