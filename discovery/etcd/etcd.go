@@ -7,7 +7,8 @@
 //	defer r.Close(ctx) // graceful stop: gone for every client at once
 //
 //	b, err := discovery.NewResolver(reg)
-//	conn, err := grpc.NewClient("taglane:///orders", append(rpc.DialOptions(), grpc.WithResolvers(b), creds)...)
+//	lanes, err := rpc.New()
+//	conn, err := grpc.NewClient("taglane:///orders", lanes.DialOptions(grpc.WithResolvers(b), creds)...)
 //
 // # Keys
 //
