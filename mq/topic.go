@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/taglane/taglane/mq/internal/admin"
+	"github.com/taglane/taglane/tagctx"
 )
 
 // Topic limits and defaults.
@@ -89,6 +91,9 @@ func WithCluster(name string) Option {
 func CreateTopic(ctx context.Context, nameServers []string, topic string, opts ...Option) error {
 	if err := checkTopic(topic); err != nil {
 		return err
+	}
+	if len(nameServers) == 0 || slices.Contains(nameServers, "") {
+		return fmt.Errorf("mq: CreateTopic: name servers %s: want at least one address, none empty", tagctx.Quote(strings.Join(nameServers, ",")))
 	}
 	cfg, err := newConfig(append([]Option{WithNameServer(nameServers...)}, opts...))
 	if err != nil {

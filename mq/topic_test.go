@@ -110,7 +110,7 @@ func TestCreateTopicErrors(t *testing.T) {
 		{name: "empty topic", nameServers: ns, topic: "", want: "mq: empty topic name"},
 		{name: "long topic", nameServers: ns, topic: strings.Repeat("t", 200), want: `longer than RocketMQ's 127`},
 		{name: "bad characters", nameServers: ns, topic: "orders/eu", want: `mq: topic "orders/eu": want characters`},
-		{name: "no name server", topic: "orders", want: "mq: WithNameServer(\"\"): want at least one address, none empty"},
+		{name: "no name server", topic: "orders", want: `mq: CreateTopic: name servers "": want at least one address, none empty`},
 		{name: "zero queues", nameServers: ns, topic: "orders", opts: []mq.Option{mq.WithTopicQueues(0)}, want: "mq: WithTopicQueues(0): outside [1, "},
 		{name: "unknown cluster", nameServers: ns, topic: "orders", opts: []mq.Option{mq.WithCluster("nope")}, want: `know no master broker (cluster "nope")`},
 	} {
