@@ -69,14 +69,18 @@ type grpcCase struct {
 // W3C baggage, the anchor doing the same job.
 func grpcCases(tb testing.TB) []grpcCase {
 	prop := otelgrpc.WithPropagators(propagation.Baggage{})
+	lanes, err := rpc.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return []grpcCase{
 		{name: "plain", vs: -1, ctx: context.Background()},
 		{name: "plain-tag-metadata", vs: 0, ctx: metadata.AppendToOutgoingContext(context.Background(),
 			"x-tag", "feature-x", "baggage", "x-tag=feature-x")},
 		{name: "taglane-untagged", vs: 0, ctx: context.Background(),
-			sopts: rpc.ServerOptions(), dopts: rpc.DialOptions()},
+			sopts: lanes.ServerOptions(), dopts: lanes.DialOptions()},
 		{name: "taglane-tagged", vs: 1, ctx: tagctx.With(context.Background(), tagctx.MustParse("feature-x")),
-			sopts: rpc.ServerOptions(), dopts: rpc.DialOptions()},
+			sopts: lanes.ServerOptions(), dopts: lanes.DialOptions()},
 		{name: "otelgrpc-baggage", vs: 1, ctx: otelTagged(tb),
 			sopts: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(prop))},
 			dopts: []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(prop))}},

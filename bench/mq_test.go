@@ -43,7 +43,10 @@ func preload(tb testing.TB, s *rocketmqtest.Server, topic string, n int) {
 		tb.Fatal(err)
 	}
 	defer raw.Shutdown()
-	p := mq.NewProducer(raw)
+	p, err := mq.WrapProducer(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	blue := tagctx.With(context.Background(), tagctx.MustParse("blue"))
 	const batch = 256
 	for i := 0; i < n; i += batch {
@@ -137,7 +140,7 @@ func drain(tb testing.TB, kind string, n, work int, preloaded func(),
 		}
 		shutdown = c.Shutdown
 	case "stable":
-		c, err := mq.NewConsumer("svc", mq.WithNameServer(s.NameServer()), mq.WithNodeTag(tagctx.Tag{}),
+		c, err := mq.NewConsumer("svc", mq.WithNameServer(s.NameServer()), mq.WithNode(tagctx.Tag{}),
 			mq.WithInstanceName(instance("stable")))
 		if err != nil {
 			tb.Fatal(err)

@@ -57,7 +57,11 @@ func BenchmarkResolverUpdate(b *testing.B) {
 	}
 	s := State{Instances: insts}
 	b.Run("grpc", func(b *testing.B) {
-		r := &regResolver{cc: nopCC{}, o: newOptions(nil)}
+		o, err := newOptions(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := &regResolver{cc: nopCC{}, o: o}
 		b.ReportAllocs()
 		for b.Loop() {
 			r.update(s)

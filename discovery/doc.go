@@ -12,11 +12,13 @@
 //
 //	// A gRPC client: the resolver feeds the lane balancer.
 //	b, err := discovery.NewResolver(reg)
-//	conn, err := grpc.NewClient("taglane:///stock", append(rpc.DialOptions(), grpc.WithResolvers(b), creds)...)
+//	lanes, err := rpc.New()
+//	conn, err := grpc.NewClient("taglane:///stock", lanes.DialOptions(grpc.WithResolvers(b), creds)...)
 //
 //	// An HTTP client: requests for http://pricing/... go to a pricing
 //	// instance of the request context's lane; httpmw sends the tag on.
-//	tr, err := discovery.NewTransport(reg, []string{"pricing"}, discovery.WithBase(httpmw.Transport(nil)))
+//	tagging, err := httpmw.NewTransport(nil)
+//	tr, err := discovery.NewTransport(reg, []string{"pricing"}, discovery.WithBase(tagging))
 //	client := &http.Client{Transport: tr}
 //
 // # Routing rules
@@ -46,7 +48,7 @@
 // registry's chain, when it defines one, over WithLanes'. A service
 // config from the resolver replaces the channel's default one, so with
 // NewResolver the rpc.WithParents and rpc.WithFallback given to
-// rpc.DialOptions do not route: give them to WithLanes (or store them in
+// rpc.New do not route: give them to WithLanes (or store them in
 // the registry). Servers classify a hop served by a parent lane with
 // rpc.WithParents, or with the registry's chains when given
 // rpc.WithParentsFrom(view.Parents) of a WatchLanes view, so a chain

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 
@@ -77,4 +78,27 @@ func ExampleParseLanes() {
 	// Output:
 	// stable [feature-x]
 	// discovery: lanes "{\"parent\":{}}": invalid: json: unknown field "parent"
+}
+
+// A bad option is the constructor's error, naming the option; it never
+// panics.
+func ExampleWithScheme() {
+	reg := discovery.NewMemory()
+	_, err := discovery.NewResolver(reg, discovery.WithScheme("1lane"))
+	fmt.Println(err)
+	b, err := discovery.NewResolver(reg, discovery.WithScheme("lanes"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(b.Scheme())
+	// Output:
+	// discovery: WithScheme("1lane"): want a letter, then letters, digits, '+', '-' or '.'
+	// lanes
+}
+
+func ExampleWithMaxAttempts() {
+	_, err := discovery.NewTransport(discovery.NewMemory(), []string{"stock"}, discovery.WithMaxAttempts(0))
+	fmt.Println(err)
+	// Output:
+	// discovery: WithMaxAttempts(0): want at least 1
 }

@@ -53,7 +53,10 @@ func NewTransport(reg Registry, services []string, opts ...Option) (*Transport, 
 	if reg == nil {
 		return nil, errors.New("discovery: NewTransport: nil registry")
 	}
-	o := newOptions(opts)
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	if err := o.lanes.Check(); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/taglane/taglane/discovery"
 	"github.com/taglane/taglane/discovery/internal/lanetest"
@@ -171,8 +174,8 @@ func TestNewTransportInvalid(t *testing.T) {
 		want     string
 	}{
 		{name: "bad service", services: []string{"a/b"}, want: `discovery: service "a/b"`},
-		{name: "zero attempts", services: []string{"s"}, opts: []discovery.Option{discovery.WithMaxAttempts(0)}, want: "0 max attempts"},
-		{name: "bad lanes", services: []string{"s"}, opts: []discovery.Option{discovery.WithLanes(discovery.Lanes{Fallback: "closest"})}, want: `fallback "closest"`},
+		{name: "zero attempts", services: []string{"s"}, opts: []discovery.Option{discovery.WithMaxAttempts(0)}, want: "discovery: WithMaxAttempts(0): want at least 1"},
+		{name: "bad lanes", services: []string{"s"}, opts: []discovery.Option{discovery.WithLanes(discovery.Lanes{Fallback: "closest"})}, want: `discovery: WithLanes: `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,4 +259,40 @@ func TestTransportStrictRefusal(t *testing.T) {
 			t.Fatalf("status %d, %s=%q; want the strict instance's 421", resp.StatusCode, httpmw.RefusedHeader, resp.Header.Get(httpmw.RefusedHeader))
 		}
 	})
+}
+
+// Every option with a bad argument: building it does not panic, and each
+// constructor that takes it returns an error naming the option and quoting
+// the value (bounded).
+func TestOptionErrors(t *testing.T) {
+	reg := discovery.NewMemory()
+	long := strings.Repeat("s", 300) + " "
+	tests := []struct {
+		name string
+		opt  discovery.Option
+		want string
+	}{
+		{name: "WithScheme empty", opt: discovery.WithScheme(""), want: `discovery: WithScheme(""): want a letter, then letters, digits, '+', '-' or '.'`},
+		{name: "WithScheme digit first", opt: discovery.WithScheme("1lane"), want: `discovery: WithScheme("1lane"): want a letter, then letters, digits, '+', '-' or '.'`},
+		{name: "WithScheme long", opt: discovery.WithScheme(long), want: `discovery: WithScheme("` + strings.Repeat("s", 64) + `..."): want a letter, then letters, digits, '+', '-' or '.'`},
+		{name: "WithLanes", opt: discovery.WithLanes(discovery.Lanes{Fallback: "closest"}), want: `discovery: WithLanes: `},
+		{name: "WithBase", opt: discovery.WithBase(nil), want: "discovery: WithBase(nil): want a RoundTripper"},
+		{name: "WithMaxAttempts", opt: discovery.WithMaxAttempts(-1), want: "discovery: WithMaxAttempts(-1): want at least 1"},
+		{name: "WithFirstStateWait", opt: discovery.WithFirstStateWait(-time.Second), want: "discovery: WithFirstStateWait(-1s): negative"},
+		{name: "WithServiceConfig", opt: discovery.WithServiceConfig("[1]"), want: `discovery: WithServiceConfig("[1]"): json: cannot unmarshal`},
+		{name: "WithServiceConfig null", opt: discovery.WithServiceConfig("null"), want: `discovery: WithServiceConfig("null"): want a JSON object`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errR := discovery.NewResolver(reg, tt.opt)
+			_, errW := discovery.Wrap(manual.NewBuilderWithScheme("w"), discovery.TagAttribute("tag"), tt.opt)
+			_, errT := discovery.NewTransport(reg, []string{"s"}, tt.opt)
+			_, errV := discovery.WatchLanes(reg, "s", tt.opt)
+			for i, err := range []error{errR, errW, errT, errV} {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+					t.Errorf("constructor %d: err %v, want one starting %q", i, err, tt.want)
+				}
+			}
+		})
+	}
 }

@@ -25,7 +25,10 @@ func WatchLanes(reg Registry, service string, opts ...Option) (*LaneView, error)
 	if reg == nil {
 		return nil, errors.New("discovery: WatchLanes: nil registry")
 	}
-	o := newOptions(opts)
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	if err := o.lanes.Check(); err != nil {
 		return nil, err
 	}

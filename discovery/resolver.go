@@ -22,7 +22,10 @@ func NewResolver(reg Registry, opts ...Option) (resolver.Builder, error) {
 	if reg == nil {
 		return nil, errors.New("discovery: NewResolver: nil registry")
 	}
-	o := newOptions(opts)
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	if err := o.lanes.Check(); err != nil {
 		return nil, err
 	}
@@ -201,7 +204,10 @@ func Wrap(b resolver.Builder, tagOf TagFunc, opts ...Option) (resolver.Builder, 
 	if b == nil || tagOf == nil {
 		return nil, errors.New("discovery: Wrap: nil builder or TagFunc")
 	}
-	o := newOptions(append([]Option{WithScheme(b.Scheme())}, opts...))
+	o, err := newOptions(append([]Option{WithScheme(b.Scheme())}, opts...))
+	if err != nil {
+		return nil, err
+	}
 	if err := o.lanes.Check(); err != nil {
 		return nil, err
 	}

@@ -7,7 +7,11 @@
 //
 // A service that calls another one:
 //
-//	client := &http.Client{Transport: httpmw.Transport(nil)}
+//	rt, err := httpmw.NewTransport(nil)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	client := &http.Client{Transport: rt}
 //
 //	mux := http.NewServeMux()
 //	mux.HandleFunc("/order", func(w http.ResponseWriter, r *http.Request) {
@@ -20,7 +24,15 @@
 //		resp, err := client.Do(req)
 //		// ...
 //	})
-//	log.Fatal(http.ListenAndServe(":8080", httpmw.Handler(mux)))
+//	mw, err := httpmw.New() // a bad option is this error, naming it
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	log.Fatal(http.ListenAndServe(":8080", mw(mux)))
+//
+// Middleware, Handler and Transport are the must-style shorthands of New
+// and NewTransport, for options that are constants of the program: they
+// panic on an invalid option, like regexp.MustCompile.
 //
 // On the wire the tag travels in the X-Tag header and in the x-tag member
 // of the W3C baggage header, so it survives services that only run
@@ -44,6 +56,6 @@
 // transport around this one, so the tag member is merged into the baggage
 // otelhttp writes rather than overwritten by it:
 //
-//	handler := otelhttp.NewHandler(httpmw.Handler(mux), "orders")
-//	client := &http.Client{Transport: otelhttp.NewTransport(httpmw.Transport(nil))}
+//	handler := otelhttp.NewHandler(mw(mux), "orders")
+//	client := &http.Client{Transport: otelhttp.NewTransport(rt)}
 package httpmw

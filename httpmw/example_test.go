@@ -40,7 +40,7 @@ func ExampleMiddleware() {
 func ExampleNew() {
 	_, err := httpmw.New(httpmw.WithHostPattern("app.test.example.com"))
 	fmt.Println(err)
-	// Output: httpmw: host pattern "app.test.example.com" must contain "{tag}" exactly once, not 0 times
+	// Output: httpmw: WithHostPattern("app.test.example.com"): must contain "{tag}" exactly once, not 0 times
 }
 
 func ExampleTransport() {

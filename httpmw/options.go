@@ -176,21 +176,21 @@ func (c *wireConfig) validate() error {
 	canon := make([]string, 0, len(c.headers))
 	for _, name := range c.headers {
 		if !isToken(name) {
-			return fmt.Errorf("httpmw: header name %q is not a valid HTTP token", name)
+			return fmt.Errorf("httpmw: WithHeaders(%s): not a valid HTTP token", tagctx.Quote(name))
 		}
 		k := http.CanonicalHeaderKey(name)
 		if k == baggageHeader {
-			return fmt.Errorf("httpmw: header name %q is the W3C baggage header; use WithBaggageKey", name)
+			return fmt.Errorf("httpmw: WithHeaders(%s): the W3C baggage header; use WithBaggageKey", tagctx.Quote(name))
 		}
 		if seen[k] {
-			return fmt.Errorf("httpmw: header name %q listed twice", name)
+			return fmt.Errorf("httpmw: WithHeaders(%s): listed twice", tagctx.Quote(name))
 		}
 		seen[k] = true
 		canon = append(canon, k)
 	}
 	c.headers = canon
 	if !isToken(c.baggageKey) {
-		return fmt.Errorf("httpmw: baggage key %q is not a valid W3C baggage key", c.baggageKey)
+		return fmt.Errorf("httpmw: WithBaggageKey(%s): not a valid W3C baggage key", tagctx.Quote(c.baggageKey))
 	}
 	return nil
 }

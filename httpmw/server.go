@@ -371,18 +371,18 @@ type hostPattern struct {
 
 func parseHostPattern(p string) (hostPattern, error) {
 	if n := strings.Count(p, hostTag); n != 1 {
-		return hostPattern{}, fmt.Errorf("httpmw: host pattern %q must contain %q exactly once, not %d times", p, hostTag, n)
+		return hostPattern{}, fmt.Errorf("httpmw: WithHostPattern(%s): must contain %q exactly once, not %d times", tagctx.Quote(p), hostTag, n)
 	}
 	// A root dot in the pattern would never match: match drops the host's.
 	prefix, suffix, _ := strings.Cut(strings.TrimSuffix(strings.ToLower(p), "."), hostTag)
 	if prefix == "" && suffix == "" {
 		// Every host name would be a tag, "localhost" included.
-		return hostPattern{}, fmt.Errorf("httpmw: host pattern %q has nothing around %q", p, hostTag)
+		return hostPattern{}, fmt.Errorf("httpmw: WithHostPattern(%s): nothing around %q", tagctx.Quote(p), hostTag)
 	}
 	for _, lit := range [...]string{prefix, suffix} {
 		for i := 0; i < len(lit); i++ {
 			if c := lit[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-				return hostPattern{}, fmt.Errorf("httpmw: host pattern %q: character %q is not allowed in a host name pattern", p, rune(c))
+				return hostPattern{}, fmt.Errorf("httpmw: WithHostPattern(%s): character %q is not allowed in a host name pattern", tagctx.Quote(p), rune(c))
 			}
 		}
 	}

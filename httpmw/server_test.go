@@ -283,23 +283,26 @@ func TestHostPattern(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
+	long := strings.Repeat("X", 300) + " "
 	tests := []struct {
 		name string
 		opt  httpmw.Option
 		want string
 	}{
-		{"pattern without tag", httpmw.WithHostPattern("app.example.com"), `httpmw: host pattern "app.example.com" must contain "{tag}" exactly once, not 0 times`},
-		{"pattern with two tags", httpmw.WithHostPattern("{tag}.{tag}.example.com"), `httpmw: host pattern "{tag}.{tag}.example.com" must contain "{tag}" exactly once, not 2 times`},
-		{"pattern is only the tag", httpmw.WithHostPattern("{tag}"), `httpmw: host pattern "{tag}" has nothing around "{tag}"`},
-		{"pattern with port", httpmw.WithHostPattern("app-{tag}.example.com:8080"), `httpmw: host pattern "app-{tag}.example.com:8080": character ':' is not allowed in a host name pattern`},
-		{"pattern with wildcard", httpmw.WithHostPattern("*.{tag}.example.com"), `httpmw: host pattern "*.{tag}.example.com": character '*' is not allowed in a host name pattern`},
-		{"pattern placeholder in upper case", httpmw.WithHostPattern("app-{TAG}.example.com"), `httpmw: host pattern "app-{TAG}.example.com" must contain "{tag}" exactly once, not 0 times`},
-		{"header with space", httpmw.WithHeaders("X Tag"), `httpmw: header name "X Tag" is not a valid HTTP token`},
-		{"empty header", httpmw.WithHeaders(""), `httpmw: header name "" is not a valid HTTP token`},
-		{"baggage as header", httpmw.WithHeaders("baggage"), `httpmw: header name "baggage" is the W3C baggage header; use WithBaggageKey`},
-		{"header twice", httpmw.WithHeaders("X-Tag", "x-tag"), `httpmw: header name "x-tag" listed twice`},
-		{"empty baggage key", httpmw.WithBaggageKey(""), `httpmw: baggage key "" is not a valid W3C baggage key`},
-		{"baggage key with equals", httpmw.WithBaggageKey("a=b"), `httpmw: baggage key "a=b" is not a valid W3C baggage key`},
+		{"pattern without tag", httpmw.WithHostPattern("app.example.com"), `httpmw: WithHostPattern("app.example.com"): must contain "{tag}" exactly once, not 0 times`},
+		{"pattern with two tags", httpmw.WithHostPattern("{tag}.{tag}.example.com"), `httpmw: WithHostPattern("{tag}.{tag}.example.com"): must contain "{tag}" exactly once, not 2 times`},
+		{"pattern is only the tag", httpmw.WithHostPattern("{tag}"), `httpmw: WithHostPattern("{tag}"): nothing around "{tag}"`},
+		{"pattern with port", httpmw.WithHostPattern("app-{tag}.example.com:8080"), `httpmw: WithHostPattern("app-{tag}.example.com:8080"): character ':' is not allowed in a host name pattern`},
+		{"pattern with wildcard", httpmw.WithHostPattern("*.{tag}.example.com"), `httpmw: WithHostPattern("*.{tag}.example.com"): character '*' is not allowed in a host name pattern`},
+		{"pattern placeholder in upper case", httpmw.WithHostPattern("app-{TAG}.example.com"), `httpmw: WithHostPattern("app-{TAG}.example.com"): must contain "{tag}" exactly once, not 0 times`},
+		{"header with space", httpmw.WithHeaders("X Tag"), `httpmw: WithHeaders("X Tag"): not a valid HTTP token`},
+		{"empty header", httpmw.WithHeaders(""), `httpmw: WithHeaders(""): not a valid HTTP token`},
+		{"baggage as header", httpmw.WithHeaders("baggage"), `httpmw: WithHeaders("baggage"): the W3C baggage header; use WithBaggageKey`},
+		{"header twice", httpmw.WithHeaders("X-Tag", "x-tag"), `httpmw: WithHeaders("x-tag"): listed twice`},
+		{"empty baggage key", httpmw.WithBaggageKey(""), `httpmw: WithBaggageKey(""): not a valid W3C baggage key`},
+		{"baggage key with equals", httpmw.WithBaggageKey("a=b"), `httpmw: WithBaggageKey("a=b"): not a valid W3C baggage key`},
+		{"long header quoted bounded", httpmw.WithHeaders(long), "httpmw: WithHeaders(" + tagctx.Quote(long) + "): not a valid HTTP token"},
+		{"long pattern quoted bounded", httpmw.WithHostPattern(long), "httpmw: WithHostPattern(" + tagctx.Quote(long) + `): must contain "{tag}" exactly once, not 0 times`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -245,7 +245,7 @@ func TestNewTransportRejectsBadOptions(t *testing.T) {
 	if rt != nil || err == nil {
 		t.Fatalf("NewTransport() = %v, %v; want an error", rt, err)
 	}
-	if diff := cmp.Diff(err.Error(), `httpmw: baggage key "a b" is not a valid W3C baggage key`); diff != "" {
+	if diff := cmp.Diff(err.Error(), `httpmw: WithBaggageKey("a b"): not a valid W3C baggage key`); diff != "" {
 		t.Errorf("error (-got +want):\n%s", diff)
 	}
 	defer func() {

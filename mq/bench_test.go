@@ -100,7 +100,7 @@ func consumeAll(b *testing.B, kind string, n, work int, preloaded func()) time.D
 		}
 		defer c.Shutdown()
 	case "stable":
-		c, err := mq.NewConsumer("svc", mq.WithNameServer(s.NameServer()), mq.WithNodeTag(tagctx.Tag{}),
+		c, err := mq.NewConsumer("svc", mq.WithNameServer(s.NameServer()), mq.WithNode(tagctx.Tag{}),
 			mq.WithInstanceName(instance("stable")))
 		if err != nil {
 			b.Fatal(err)

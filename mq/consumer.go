@@ -104,7 +104,7 @@ func (c *Consumer) hold() {
 var instanceSeq atomic.Int64
 
 // NewConsumer returns a consumer of base group (e.g. "orders"). Its role
-// comes from WithNodeTag, else tagctx.Node(): a lane consumer of tag T uses
+// comes from WithNode, else tagctx.Node(): a lane consumer of tag T uses
 // group "T_orders", a stable consumer WithGroupPrefix + "orders". Lane and
 // stable consumers of one base must agree on the prefix: a lane seeds its
 // offsets from the stable group. WithNameServer is required.

@@ -2,13 +2,13 @@
 // producers, lane and stable consumer groups, and no lost message when lanes
 // come and go.
 //
-// A producer wrapped by NewProducer stamps the effective tag of the send's
+// A producer wrapped by WrapProducer stamps the effective tag of the send's
 // context (tagctx.Effective) into the message user property "x-tag". A
 // consumer built by NewConsumer is a lane consumer on a tagged node (group
 // "<tag>_<base>") and a stable consumer on a stable node (group
 // "<prefix><base>"); both subscribe to the same topics:
 //
-//	p := mq.NewProducer(rocketmqProducer)
+//	p, err := mq.WrapProducer(rocketmqProducer)
 //	_, err := p.SendSync(tagctx.With(ctx, tag), primitive.NewMessage("orders", body))
 //
 //	c, err := mq.NewConsumer("orders", mq.WithNameServer(nameServer))

@@ -35,7 +35,7 @@ func ExampleNewConsumer() {
 	got := make(chan string, 1)
 	c, err := mq.NewConsumer("orders-service",
 		mq.WithNameServer(srv.NameServer()),
-		mq.WithNodeTag(tagctx.Tag{}), // stable; the default is tagctx.Node()
+		mq.WithNode(tagctx.Tag{}), // stable; the default is tagctx.Node()
 		mq.WithObserver(func(_ context.Context, o tagctx.Observation) {
 			fmt.Printf("route proof: traffic %q, node %q, %s\n", o.Traffic, o.Node, o.Route)
 		}),
@@ -63,7 +63,10 @@ func ExampleNewConsumer() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	p := mq.NewProducer(raw)
+	p, err := mq.WrapProducer(raw)
+	if err != nil {
+		log.Fatal(err)
+	}
 	if err := p.Start(); err != nil {
 		log.Fatal(err)
 	}
@@ -119,7 +122,7 @@ func ExampleConsumer_WaitVisible() {
 		return consumer.ConsumeSuccess, nil
 	}
 	start := func(tag tagctx.Tag, opts ...mq.Option) *mq.Consumer {
-		c, err := mq.NewConsumer("orders-service", append([]mq.Option{mq.WithNameServer(srv.NameServer()), mq.WithNodeTag(tag)}, opts...)...)
+		c, err := mq.NewConsumer("orders-service", append([]mq.Option{mq.WithNameServer(srv.NameServer()), mq.WithNode(tag)}, opts...)...)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -49,7 +49,10 @@ func ExampleWithTracerProvider() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	p := mq.NewProducer(raw, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
+	p, err := mq.WrapProducer(raw, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
+	if err != nil {
+		log.Fatal(err)
+	}
 	if err := p.Start(); err != nil {
 		log.Fatal(err)
 	}
@@ -97,25 +100,25 @@ func ExampleWithPropagators() {
 	newConsumer("billing", mq.WithPropagators(nil))
 	// Output:
 	// billing
-	// mq: nil TextMapPropagator
+	// mq: WithPropagators(nil): want a TextMapPropagator
 }
 
-func ExampleWithNodeTag() {
-	newConsumer("billing", mq.WithNodeTag(tagctx.MustParse("feature-x")))
-	newConsumer("billing", mq.WithNodeTag(tagctx.Tag{})) // stable, whatever TAGLANE_TAG says
+func ExampleWithNode() {
+	newConsumer("billing", mq.WithNode(tagctx.MustParse("feature-x")))
+	newConsumer("billing", mq.WithNode(tagctx.Tag{})) // stable, whatever TAGLANE_TAG says
 	// Output:
 	// feature-x_billing
 	// billing
 }
 
 func ExampleWithGroupPrefix() {
-	newConsumer("billing", mq.WithGroupPrefix("test_"), mq.WithNodeTag(tagctx.Tag{}))
-	newConsumer("billing", mq.WithGroupPrefix("test_"), mq.WithNodeTag(tagctx.MustParse("feature-x")))
+	newConsumer("billing", mq.WithGroupPrefix("test_"), mq.WithNode(tagctx.Tag{}))
+	newConsumer("billing", mq.WithGroupPrefix("test_"), mq.WithNode(tagctx.MustParse("feature-x")))
 	newConsumer("billing", mq.WithGroupPrefix("test prefix"))
 	// Output:
 	// test_billing
 	// feature-x_billing
-	// mq: group prefix "test prefix": want characters of [%|a-zA-Z0-9_-]
+	// mq: WithGroupPrefix("test prefix"): want characters of [%|a-zA-Z0-9_-]
 }
 
 func ExampleWithPropertyKey() {
@@ -123,7 +126,7 @@ func ExampleWithPropertyKey() {
 	newConsumer("billing", mq.WithPropertyKey(""))
 	// Output:
 	// billing
-	// mq: empty property key
+	// mq: WithPropertyKey(""): empty
 }
 
 func ExampleWithNameServer() {
@@ -142,17 +145,17 @@ func ExampleWithRefreshInterval() {
 	newConsumer("billing", mq.WithRefreshInterval(time.Millisecond))
 	// Output:
 	// billing
-	// mq: refresh interval 1ms below 10ms
+	// mq: WithRefreshInterval(1ms): below 10ms
 }
 
 func ExampleWithStaleness() {
 	newConsumer("billing", mq.WithRefreshInterval(time.Second), mq.WithStaleness(500*time.Millisecond))
-	// Output: mq: staleness bound 500ms is shorter than the refresh interval 1s
+	// Output: mq: WithStaleness(500ms): shorter than the refresh interval 1s
 }
 
 func ExampleWithOfflineAfter() {
 	newConsumer("billing", mq.WithOfflineAfter(0))
-	// Output: mq: offline-after count 0 must be at least 1
+	// Output: mq: WithOfflineAfter(0): must be at least 1
 }
 
 func ExampleWithTakeoverMargin() {
@@ -160,12 +163,12 @@ func ExampleWithTakeoverMargin() {
 	newConsumer("billing", mq.WithTakeoverMargin(-time.Second))
 	// Output:
 	// billing
-	// mq: takeover margin -1s is negative
+	// mq: WithTakeoverMargin(-1s): negative
 }
 
 func ExampleWithAdminTimeout() {
 	newConsumer("billing", mq.WithAdminTimeout(0))
-	// Output: mq: admin timeout 0s must be positive
+	// Output: mq: WithAdminTimeout(0s): must be positive
 }
 
 func ExampleWithInstanceName() {

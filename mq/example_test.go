@@ -14,7 +14,7 @@ import (
 )
 
 // A wrapped producer stamps the context's tag into every message.
-func ExampleNewProducer() {
+func ExampleWrapProducer() {
 	srv, err := rocketmqtest.Run() // or a real name server
 	if err != nil {
 		log.Fatal(err)
@@ -28,7 +28,10 @@ func ExampleNewProducer() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	p := mq.NewProducer(raw)
+	p, err := mq.WrapProducer(raw)
+	if err != nil {
+		log.Fatal(err)
+	}
 	if err := p.Start(); err != nil {
 		log.Fatal(err)
 	}

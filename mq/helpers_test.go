@@ -50,7 +50,11 @@ func newProducer(t testing.TB, s *rocketmqtest.Server) rocketmq.Producer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Shutdown() })
-	return mq.NewProducer(p)
+	wp, err := mq.WrapProducer(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wp
 }
 
 // waitFor polls cond until it returns "" or the deadline passes.
@@ -96,7 +100,7 @@ func startConsumer(t testing.TB, s *rocketmqtest.Server, base, topic, tag string
 		nodeTag = tagctx.MustParse(tag)
 		name = tag
 	}
-	opts := testOpts(s, append([]mq.Option{mq.WithNodeTag(nodeTag), mq.WithInstanceName(instance(base + "-" + name))}, extra...)...)
+	opts := testOpts(s, append([]mq.Option{mq.WithNode(nodeTag), mq.WithInstanceName(instance(base + "-" + name))}, extra...)...)
 	c, err := mq.NewConsumer(base, opts...)
 	if err != nil {
 		t.Fatal(err)

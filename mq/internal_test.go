@@ -3,10 +3,12 @@ package mq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/google/go-cmp/cmp"
@@ -160,13 +162,13 @@ func TestNewConsumerErrors(t *testing.T) {
 	}{
 		{"no name server", "orders", nil, "mq: NewConsumer needs WithNameServer"},
 		{"bad base", "or/ders", []Option{WithNameServer("127.0.0.1:1")}, `mq: base group "or/ders"`},
-		{"bad prefix", "orders", []Option{WithNameServer("127.0.0.1:1"), WithGroupPrefix("te st")}, `mq: group prefix "te st"`},
-		{"prefix names the lane", "orders", []Option{WithNameServer("127.0.0.1:1"), WithGroupPrefix("blue_"), WithNodeTag(tagctx.MustParse("blue"))}, `equals the stable group`},
-		{"refresh too short", "orders", []Option{WithNameServer("127.0.0.1:1"), WithRefreshInterval(time.Microsecond)}, "mq: refresh interval"},
-		{"staleness below refresh", "orders", []Option{WithNameServer("127.0.0.1:1"), WithStaleness(time.Millisecond)}, "mq: staleness bound"},
-		{"offline after 0", "orders", []Option{WithNameServer("127.0.0.1:1"), WithOfflineAfter(0)}, "mq: offline-after count 0"},
-		{"empty name server", "orders", []Option{WithNameServer("")}, "mq: name server list"},
-		{"empty property key", "orders", []Option{WithPropertyKey("")}, "mq: empty property key"},
+		{"bad prefix", "orders", []Option{WithNameServer("127.0.0.1:1"), WithGroupPrefix("te st")}, `mq: WithGroupPrefix("te st")`},
+		{"prefix names the lane", "orders", []Option{WithNameServer("127.0.0.1:1"), WithGroupPrefix("blue_"), WithNode(tagctx.MustParse("blue"))}, `equals the stable group`},
+		{"refresh too short", "orders", []Option{WithNameServer("127.0.0.1:1"), WithRefreshInterval(time.Microsecond)}, "mq: WithRefreshInterval(1µs): below 10ms"},
+		{"staleness below refresh", "orders", []Option{WithNameServer("127.0.0.1:1"), WithStaleness(time.Millisecond)}, "mq: WithStaleness(1ms): shorter than the refresh interval 250ms"},
+		{"offline after 0", "orders", []Option{WithNameServer("127.0.0.1:1"), WithOfflineAfter(0)}, "mq: WithOfflineAfter(0): must be at least 1"},
+		{"empty name server", "orders", []Option{WithNameServer("")}, `mq: WithNameServer(""): want at least one address, none empty`},
+		{"empty property key", "orders", []Option{WithPropertyKey("")}, `mq: WithPropertyKey(""): empty`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,3 +330,51 @@ func BenchmarkConsumeFunc(b *testing.B) {
 		}
 	})
 }
+
+// Every option with a bad argument: building it does not panic, and the
+// constructor's error names the option and quotes the value (bounded).
+func TestOptionErrors(t *testing.T) {
+	long := strings.Repeat("p", 300) + " "
+	tests := []struct {
+		name string
+		opt  Option
+		want string
+	}{
+		{name: "WithPropertyKey", opt: WithPropertyKey(""), want: `mq: WithPropertyKey(""): empty`},
+		{name: "WithGroupPrefix", opt: WithGroupPrefix("te st"), want: `mq: WithGroupPrefix("te st"): want characters of [%|a-zA-Z0-9_-]`},
+		{name: "WithGroupPrefix long", opt: WithGroupPrefix(long), want: "mq: WithGroupPrefix(" + tagctx.Quote(long) + "): want characters of [%|a-zA-Z0-9_-]"},
+		{name: "WithNameServer none", opt: WithNameServer(), want: `mq: WithNameServer(""): want at least one address, none empty`},
+		{name: "WithNameServer empty entry", opt: WithNameServer("127.0.0.1:9876", ""), want: `mq: WithNameServer("127.0.0.1:9876,"): want at least one address, none empty`},
+		{name: "WithRefreshInterval", opt: WithRefreshInterval(time.Millisecond), want: "mq: WithRefreshInterval(1ms): below 10ms"},
+		{name: "WithStaleness", opt: WithStaleness(0), want: "mq: WithStaleness(0s): must be positive"},
+		{name: "WithOfflineAfter", opt: WithOfflineAfter(-1), want: "mq: WithOfflineAfter(-1): must be at least 1"},
+		{name: "WithTakeoverMargin", opt: WithTakeoverMargin(-time.Second), want: "mq: WithTakeoverMargin(-1s): negative"},
+		{name: "WithAdminTimeout", opt: WithAdminTimeout(0), want: "mq: WithAdminTimeout(0s): must be positive"},
+		{name: "WithInstanceName", opt: WithInstanceName(""), want: `mq: WithInstanceName(""): empty`},
+		{name: "WithStartWait", opt: WithStartWait(-time.Second), want: "mq: WithStartWait(-1s): negative"},
+		{name: "WithTopicQueues", opt: WithTopicQueues(0), want: fmt.Sprintf("mq: WithTopicQueues(0): outside [1, %d]", MaxTopicQueues)},
+		{name: "WithCluster", opt: WithCluster(""), want: `mq: WithCluster(""): empty`},
+		{name: "WithTracerProvider", opt: WithTracerProvider(nil), want: "mq: WithTracerProvider(nil): want a TracerProvider"},
+		{name: "WithPropagators", opt: WithPropagators(nil), want: "mq: WithPropagators(nil): want a TextMapPropagator"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := newConfig([]Option{nil, tt.opt})
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("newConfig error (-got +want):\n%s", diff)
+			}
+			// The producer constructor reports it too, instead of panicking.
+			if _, err := WrapProducer(nopProducer{}, tt.opt); err == nil || err.Error() != tt.want {
+				t.Errorf("WrapProducer error = %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// nopProducer is a producer that is never started: WrapProducer only
+// needs its method set.
+type nopProducer struct{ rocketmq.Producer }

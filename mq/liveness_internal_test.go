@@ -54,7 +54,7 @@ func TestLivenessHysteresis(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := s.Brokers()[0].Addr
-	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNodeTag(tagctx.Tag{}),
+	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNode(tagctx.Tag{}),
 		WithRefreshInterval(20*time.Millisecond), WithStaleness(time.Second), WithAdminTimeout(250*time.Millisecond),
 		WithInstanceName(uniq("stable")))
 	if err != nil {
@@ -167,7 +167,7 @@ func TestConcurrentConsumeRefreshTakeover(t *testing.T) {
 	sendBatches(t, p, topic, tagctx.MustParse("blue"), "blue", 200)
 	addr := s.Brokers()[0].Addr
 	var h handled
-	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNodeTag(tagctx.Tag{}),
+	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNode(tagctx.Tag{}),
 		WithRefreshInterval(10*time.Millisecond), WithTakeoverMargin(0), WithInstanceName(uniq("stable")))
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,10 @@
 package mq
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
@@ -37,9 +39,18 @@ const (
 	MaxGroupLen = 255
 )
 
-// Option configures NewProducer and NewConsumer. Options a constructor has
-// no use for are ignored by it.
-type Option func(*config) error
+// Option configures WrapProducer, NewConsumer and CreateTopic. Options a
+// constructor has no use for are ignored by it; a nil Option is ignored.
+// Building an Option never panics: a bad argument is kept, and the
+// constructor returns it as an error naming the option ("mq: WithX(...)").
+type Option interface {
+	apply(*config) error
+}
+
+// optionFunc is an Option whose argument is checked when it is applied.
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
 
 type config struct {
 	propertyKey    string
@@ -76,7 +87,7 @@ func newConfig(opts []Option) (config, error) {
 		if o == nil {
 			continue
 		}
-		if err := o(&c); err != nil {
+		if err := o.apply(&c); err != nil {
 			return config{}, err
 		}
 	}
@@ -84,7 +95,7 @@ func newConfig(opts []Option) (config, error) {
 		c.staleness = DefaultStalenessFactor * c.refresh
 	}
 	if c.staleness < c.refresh {
-		return config{}, fmt.Errorf("mq: staleness bound %v is shorter than the refresh interval %v", c.staleness, c.refresh)
+		return config{}, fmt.Errorf("mq: WithStaleness(%v): shorter than the refresh interval %v", c.staleness, c.refresh)
 	}
 	if !c.nodeTagSet {
 		c.nodeTag = tagctx.Node()
@@ -96,55 +107,61 @@ func newConfig(opts []Option) (config, error) {
 // WithPropertyKey sets the message user property carrying the tag
 // (default tagctx.DefaultBaggageKey, "x-tag").
 func WithPropertyKey(key string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if key == "" {
-			return fmt.Errorf("mq: empty property key")
+			return errors.New(`mq: WithPropertyKey(""): empty`)
 		}
 		c.propertyKey = key
 		return nil
-	}
+	})
 }
 
-// WithNodeTag sets the consumer's role explicitly: a lane consumer of tag,
+// WithNode sets the consumer's role explicitly: a lane consumer of tag,
 // or, with the zero Tag, a stable consumer. The default is tagctx.Node().
-func WithNodeTag(tag tagctx.Tag) Option {
-	return func(c *config) error {
+// It is the node tag of the instance, named as in httpmw and rpc.
+func WithNode(tag tagctx.Tag) Option {
+	return optionFunc(func(c *config) error {
 		c.nodeTag, c.nodeTagSet = tag, true
 		return nil
-	}
+	})
 }
+
+// WithNodeTag is WithNode.
+//
+// Deprecated: use WithNode, the name every taglane package uses.
+func WithNodeTag(tag tagctx.Tag) Option { return WithNode(tag) }
 
 // WithGroupPrefix prefixes the stable group (e.g. "test_" makes base group
 // "orders" the stable group "test_orders"). Lane groups are always
 // "<tag>_<base>".
 func WithGroupPrefix(prefix string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if prefix != "" && !validGroupChars(prefix) {
-			return fmt.Errorf("mq: group prefix %q: want characters of [%%|a-zA-Z0-9_-]", prefix)
+			return fmt.Errorf("mq: WithGroupPrefix(%s): want characters of [%%|a-zA-Z0-9_-]", tagctx.Quote(prefix))
 		}
 		c.prefix = prefix
 		return nil
-	}
+	})
 }
 
 // WithObserver receives the route proof of every handled message group.
 func WithObserver(o tagctx.Observer) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		c.observer = o
 		return nil
-	}
+	})
 }
 
 // WithNameServer sets the name servers. NewConsumer needs them for its own
 // admin queries (liveness, offsets) and passes them on to the push consumer.
 func WithNameServer(addrs ...string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if len(addrs) == 0 || slices.Contains(addrs, "") {
-			return fmt.Errorf("mq: name server list %q has an empty entry", addrs)
+			return fmt.Errorf("mq: WithNameServer(%s): want at least one address, none empty", tagctx.Quote(strings.Join(addrs, ",")))
 		}
 		c.nameServers = slices.Clone(addrs)
 		return nil
-	}
+	})
 }
 
 // WithConsumerOptions passes options to the underlying push consumer
@@ -152,70 +169,70 @@ func WithNameServer(addrs ...string) Option {
 // the message model are the lanes' to set: a later consumer.WithGroupName,
 // consumer.WithInstance or consumer.WithConsumerModel here is overridden.
 func WithConsumerOptions(opts ...consumer.Option) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		c.consumerOpts = append(c.consumerOpts, opts...)
 		return nil
-	}
+	})
 }
 
 // WithRefreshInterval sets how often a stable consumer reads lane liveness
 // (default DefaultRefreshInterval; at least MinRefreshInterval).
 func WithRefreshInterval(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d < MinRefreshInterval {
-			return fmt.Errorf("mq: refresh interval %v below %v", d, MinRefreshInterval)
+			return fmt.Errorf("mq: WithRefreshInterval(%v): below %v", d, MinRefreshInterval)
 		}
 		c.refresh = d
 		return nil
-	}
+	})
 }
 
 // WithStaleness sets how old a liveness view may get before a stable
 // consumer handles every tag itself (default DefaultStalenessFactor times
 // the refresh interval).
 func WithStaleness(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("mq: staleness bound %v must be positive", d)
+			return fmt.Errorf("mq: WithStaleness(%v): must be positive", d)
 		}
 		c.staleness = d
 		return nil
-	}
+	})
 }
 
 // WithOfflineAfter sets how many consecutive offline answers make an online
 // lane offline (default DefaultOfflineAfter).
 func WithOfflineAfter(n int) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if n < 1 {
-			return fmt.Errorf("mq: offline-after count %d must be at least 1", n)
+			return fmt.Errorf("mq: WithOfflineAfter(%d): must be at least 1", n)
 		}
 		c.offlineAfter = n
 		return nil
-	}
+	})
 }
 
 // WithTakeoverMargin sets the margin added to the takeover delay (default
 // DefaultTakeoverMargin).
 func WithTakeoverMargin(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d < 0 {
-			return fmt.Errorf("mq: takeover margin %v is negative", d)
+			return fmt.Errorf("mq: WithTakeoverMargin(%v): negative", d)
 		}
 		c.takeoverMargin = d
 		return nil
-	}
+	})
 }
 
 // WithAdminTimeout bounds each admin request (default 3 s).
 func WithAdminTimeout(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("mq: admin timeout %v must be positive", d)
+			return fmt.Errorf("mq: WithAdminTimeout(%v): must be positive", d)
 		}
 		c.adminTimeout = d
 		return nil
-	}
+	})
 }
 
 // WithInstanceName sets the push consumer's client instance name, which
@@ -223,13 +240,13 @@ func WithAdminTimeout(d time.Duration) Option {
 // connection of their own per consumer: on a shared one, a stopped group
 // stays "online" for about two minutes.
 func WithInstanceName(name string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if name == "" {
-			return fmt.Errorf("mq: empty instance name")
+			return errors.New(`mq: WithInstanceName(""): empty`)
 		}
 		c.instance = name
 		return nil
-	}
+	})
 }
 
 // WithStartWait bounds how long a lane consumer's Start waits until the
@@ -237,11 +254,11 @@ func WithInstanceName(name string) Option {
 // as soon as the push consumer runs, and WaitVisible tells when stable
 // sees it.
 func WithStartWait(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d < 0 {
-			return fmt.Errorf("mq: start wait %v is negative", d)
+			return fmt.Errorf("mq: WithStartWait(%v): negative", d)
 		}
 		c.startWait = d
 		return nil
-	}
+	})
 }

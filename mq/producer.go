@@ -2,6 +2,7 @@ package mq
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
@@ -28,7 +29,7 @@ func newProducer[CB any](p rocketmq.Producer, cfg config, requestAsync func(cont
 	return &producer[CB]{Producer: p, key: cfg.propertyKey, tracing: cfg.tracing, requestAsync: requestAsync}
 }
 
-// NewProducer wraps p so that every send kind (SendSync, SendAsync,
+// WrapProducer wraps p so that every send kind (SendSync, SendAsync,
 // SendOneWay, Request, RequestAsync; single messages and batches) stamps
 // tagctx.Effective(ctx) into each message's user property ("x-tag" unless
 // WithPropertyKey says otherwise). With no effective tag the property is
@@ -43,14 +44,28 @@ func newProducer[CB any](p rocketmq.Producer, cfg config, requestAsync func(cont
 // wrapped.
 //
 // Only WithPropertyKey, WithTracerProvider and WithPropagators apply to a
-// producer; an invalid option makes NewProducer panic, as the options are
-// constants of the program.
-func NewProducer(p rocketmq.Producer, opts ...Option) rocketmq.Producer {
+// producer. An invalid option, or a nil p, is returned as an error.
+func WrapProducer(p rocketmq.Producer, opts ...Option) (rocketmq.Producer, error) {
+	if p == nil {
+		return nil, errors.New("mq: WrapProducer: nil producer")
+	}
 	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newProducer(p, cfg, p.RequestAsync), nil
+}
+
+// NewProducer is WrapProducer for options known to be valid; it panics
+// otherwise, like regexp.MustCompile.
+//
+// Deprecated: use WrapProducer, which returns the error instead.
+func NewProducer(p rocketmq.Producer, opts ...Option) rocketmq.Producer {
+	wp, err := WrapProducer(p, opts...)
 	if err != nil {
 		panic(err)
 	}
-	return newProducer(p, cfg, p.RequestAsync)
+	return wp
 }
 
 // stamp starts the send span, injects its trace context (trace.go) and

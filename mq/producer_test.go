@@ -79,7 +79,10 @@ func TestProducerPropertyKey(t *testing.T) {
 	t.Parallel()
 	s := rocketmqtest.RunT(t)
 	p := newProducer(t, s) // stamps x-tag
-	p2 := mq.NewProducer(p, mq.WithPropertyKey("lane"))
+	p2, err := mq.WrapProducer(p, mq.WithPropertyKey("lane"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	m := primitive.NewMessage("key", []byte("m"))
 	if _, err := p2.SendSync(tagctx.With(context.Background(), tagctx.MustParse("blue")), m); err != nil {
 		t.Fatal(err)
@@ -94,7 +97,7 @@ func TestProducerPropertyKey(t *testing.T) {
 func TestConsumerShutdownWithoutStart(t *testing.T) {
 	t.Parallel()
 	s := rocketmqtest.RunT(t)
-	c, err := mq.NewConsumer("svc", mq.WithNameServer(s.NameServer()), mq.WithNodeTag(tagctx.Tag{}), mq.WithInstanceName(instance("unstarted")))
+	c, err := mq.NewConsumer("svc", mq.WithNameServer(s.NameServer()), mq.WithNode(tagctx.Tag{}), mq.WithInstanceName(instance("unstarted")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,11 @@ func rawProducer(t testing.TB, s *rocketmqtest.Server) rocketmq.Producer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Shutdown() })
-	return NewProducer(p)
+	wp, err := WrapProducer(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wp
 }
 
 // sendBatches sends n messages of tag (zero: untagged) in batches.
@@ -102,7 +106,7 @@ func (h *handled) count(prefix string) (n, dup int) {
 // without the push consumer: the takeover path under the race detector.
 func newUnstarted(t testing.TB, s *rocketmqtest.Server, topic string, h Handler) *Consumer {
 	t.Helper()
-	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNodeTag(tagctx.Tag{}), WithInstanceName(uniq("stable")))
+	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNode(tagctx.Tag{}), WithInstanceName(uniq("stable")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func defaultConsumer(t *testing.T, s *rocketmqtest.Server, topic, tag string, h 
 	if tag != "" {
 		nodeTag = tagctx.MustParse(tag)
 	}
-	c, err := mq.NewConsumer("svc", mq.WithNameServer(s.NameServer()), mq.WithNodeTag(nodeTag),
+	c, err := mq.NewConsumer("svc", mq.WithNameServer(s.NameServer()), mq.WithNode(nodeTag),
 		mq.WithInstanceName(instance("timing-"+tag)))
 	if err != nil {
 		t.Fatal(err)

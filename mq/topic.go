@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/taglane/taglane/mq/internal/admin"
+	"github.com/taglane/taglane/tagctx"
 )
 
 // Topic limits and defaults.
@@ -54,26 +56,26 @@ func checkTopic(topic string) error {
 // WithTopicQueues sets CreateTopic's read and write queue count per broker
 // (default DefaultTopicQueues).
 func WithTopicQueues(n int) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if n < 1 || n > MaxTopicQueues {
-			return fmt.Errorf("mq: topic queue count %d outside [1, %d]", n, MaxTopicQueues)
+			return fmt.Errorf("mq: WithTopicQueues(%d): outside [1, %d]", n, MaxTopicQueues)
 		}
 		c.topicQueues = n
 		return nil
-	}
+	})
 }
 
 // WithCluster makes CreateTopic create the topic only on the master
 // brokers of the named cluster (default: every master broker the name
 // servers know).
 func WithCluster(name string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if name == "" {
-			return errors.New("mq: empty cluster name")
+			return errors.New(`mq: WithCluster(""): empty`)
 		}
 		c.cluster = name
 		return nil
-	}
+	})
 }
 
 // CreateTopic creates topic on every master broker of the cluster, as
@@ -89,6 +91,9 @@ func WithCluster(name string) Option {
 func CreateTopic(ctx context.Context, nameServers []string, topic string, opts ...Option) error {
 	if err := checkTopic(topic); err != nil {
 		return err
+	}
+	if len(nameServers) == 0 || slices.Contains(nameServers, "") {
+		return fmt.Errorf("mq: CreateTopic: name servers %s: want at least one address, none empty", tagctx.Quote(strings.Join(nameServers, ",")))
 	}
 	cfg, err := newConfig(append([]Option{WithNameServer(nameServers...)}, opts...))
 	if err != nil {

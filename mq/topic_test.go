@@ -49,7 +49,7 @@ func TestStartOnMissingTopic(t *testing.T) {
 	s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2), rocketmqtest.WithAutoCreateTopics(false))
 	const topic = "not-yet"
 	for _, tag := range []string{"", "blue"} {
-		c, err := mq.NewConsumer("svc", testOpts(s, mq.WithNodeTag(tagOrZero(tag)), mq.WithInstanceName(instance("missing")))...)
+		c, err := mq.NewConsumer("svc", testOpts(s, mq.WithNode(tagOrZero(tag)), mq.WithInstanceName(instance("missing")))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,8 +110,8 @@ func TestCreateTopicErrors(t *testing.T) {
 		{name: "empty topic", nameServers: ns, topic: "", want: "mq: empty topic name"},
 		{name: "long topic", nameServers: ns, topic: strings.Repeat("t", 200), want: `longer than RocketMQ's 127`},
 		{name: "bad characters", nameServers: ns, topic: "orders/eu", want: `mq: topic "orders/eu": want characters`},
-		{name: "no name server", topic: "orders", want: "mq: name server list"},
-		{name: "zero queues", nameServers: ns, topic: "orders", opts: []mq.Option{mq.WithTopicQueues(0)}, want: "mq: topic queue count 0"},
+		{name: "no name server", topic: "orders", want: `mq: CreateTopic: name servers "": want at least one address, none empty`},
+		{name: "zero queues", nameServers: ns, topic: "orders", opts: []mq.Option{mq.WithTopicQueues(0)}, want: "mq: WithTopicQueues(0): outside [1, "},
 		{name: "unknown cluster", nameServers: ns, topic: "orders", opts: []mq.Option{mq.WithCluster("nope")}, want: `know no master broker (cluster "nope")`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package mq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -25,13 +26,13 @@ const ScopeName = "github.com/taglane/taglane/mq"
 // when the producer or consumer is built and following a later
 // otel.SetTracerProvider, as every OpenTelemetry instrumentation does).
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if tp == nil {
-			return fmt.Errorf("mq: nil TracerProvider")
+			return errors.New("mq: WithTracerProvider(nil): want a TracerProvider")
 		}
 		c.tracing.tp = tp
 		return nil
-	}
+	})
 }
 
 // WithPropagators sets how the trace context travels in message properties
@@ -40,13 +41,13 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // beside the tag; the consumer extracts it to continue the trace. Named
 // and typed as otelhttp.WithPropagators and otelgrpc.WithPropagators.
 func WithPropagators(p propagation.TextMapPropagator) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if p == nil {
-			return fmt.Errorf("mq: nil TextMapPropagator")
+			return errors.New("mq: WithPropagators(nil): want a TextMapPropagator")
 		}
 		c.tracing.prop = p
 		return nil
-	}
+	})
 }
 
 // tracing is the trace configuration the options set, resolved once by

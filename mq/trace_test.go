@@ -50,7 +50,11 @@ func tracedProducer(t testing.TB, s *rocketmqtest.Server, opts ...mq.Option) roc
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Shutdown() })
-	return mq.NewProducer(p, opts...)
+	wp, err := mq.WrapProducer(p, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wp
 }
 
 func newTracer(t testing.TB) (*sdktrace.TracerProvider, *tracetest.InMemoryExporter) {
@@ -377,8 +381,8 @@ func TestTraceOptionErrors(t *testing.T) {
 		opt  mq.Option
 		want string
 	}{
-		{name: "nil provider", opt: mq.WithTracerProvider(nil), want: "mq: nil TracerProvider"},
-		{name: "nil propagator", opt: mq.WithPropagators(nil), want: "mq: nil TextMapPropagator"},
+		{name: "nil provider", opt: mq.WithTracerProvider(nil), want: "mq: WithTracerProvider(nil): want a TracerProvider"},
+		{name: "nil propagator", opt: mq.WithPropagators(nil), want: "mq: WithPropagators(nil): want a TextMapPropagator"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

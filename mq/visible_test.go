@@ -31,7 +31,7 @@ func TestWaitVisible(t *testing.T) {
 		t.Errorf("WaitVisible on a started stable consumer: %v", err)
 	}
 
-	unstarted, err := mq.NewConsumer("svc", testOpts(s, mq.WithNodeTag(tagctx.MustParse("blue")))...)
+	unstarted, err := mq.NewConsumer("svc", testOpts(s, mq.WithNode(tagctx.MustParse("blue")))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestWaitVisible(t *testing.T) {
 	// The brokers cannot list members: Start gives up after its bound.
 	s.FailRequests(rocketmqtest.GetConsumerListByGroup, rocketmqtest.Fault{Code: rocketmqtest.SystemBusy})
 	defer s.ClearFaults()
-	c, err := mq.NewConsumer("svc", testOpts(s, mq.WithNodeTag(tagctx.MustParse("green")),
+	c, err := mq.NewConsumer("svc", testOpts(s, mq.WithNode(tagctx.MustParse("green")),
 		mq.WithInstanceName(instance("svc-green")), mq.WithStartWait(300*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)

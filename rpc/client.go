@@ -9,6 +9,18 @@ import (
 	"github.com/taglane/taglane/tagctx"
 )
 
+// UnaryClientInterceptor is New(opts...).UnaryClientInterceptor() for
+// options known to be valid; it panics otherwise.
+func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
+	return must(opts).UnaryClientInterceptor()
+}
+
+// StreamClientInterceptor is New(opts...).StreamClientInterceptor() for
+// options known to be valid; it panics otherwise.
+func StreamClientInterceptor(opts ...Option) grpc.StreamClientInterceptor {
+	return must(opts).StreamClientInterceptor()
+}
+
 // UnaryClientInterceptor returns an interceptor that sends the effective tag
 // of the call's context (tagctx.Effective) as metadata "x-tag" and as W3C
 // baggage member "x-tag", merged into any baggage already there. Other
@@ -16,8 +28,8 @@ import (
 // a changed copy goes out instead. An untagged call on a stable node adds
 // nothing and allocates nothing, unless the caller put baggage in its
 // outgoing metadata: that is read (one copy) to remove a stale tag member.
-func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
-	o := newOptions(opts)
+func (l *Lanes) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	o := l.o
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
 		ctx = o.clientContext(ctx)
 		err := invoker(ctx, method, req, reply, cc, callOpts...)
@@ -29,8 +41,8 @@ func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 }
 
 // StreamClientInterceptor is UnaryClientInterceptor for streams.
-func StreamClientInterceptor(opts ...Option) grpc.StreamClientInterceptor {
-	o := newOptions(opts)
+func (l *Lanes) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	o := l.o
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
 		return streamer(o.clientContext(ctx), desc, cc, method, callOpts...)
 	}

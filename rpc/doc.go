@@ -4,9 +4,15 @@
 // the taglane_lanes balancer picks an endpoint of the call's lane, else of
 // its fallback, and never one of another lane.
 //
-// Wiring a service that serves and calls:
+// Wiring a service that serves and calls: New validates the options once
+// (a bad one is an error naming it) and gives the server options, the dial
+// options and the interceptors, all agreeing on them.
 //
-//	srv := grpc.NewServer(rpc.ServerOptions(rpc.WithObserver(countRoutes))...)
+//	lanes, err := rpc.New(rpc.WithObserver(countRoutes))
+//	if err != nil {
+//		return err
+//	}
+//	srv := grpc.NewServer(lanes.ServerOptions()...)
 //
 //	// Any resolver can mark lane instances; here a static list.
 //	r := manual.NewBuilderWithScheme("stock")
@@ -15,8 +21,12 @@
 //		rpc.WithEndpointTag(resolver.Endpoint{Addresses: []resolver.Address{{Addr: "10.0.0.7:50051"}}},
 //			tagctx.MustParse("feature-x")),
 //	}})
-//	conn, err := grpc.NewClient("stock:///stock", append(rpc.DialOptions(),
+//	conn, err := grpc.NewClient("stock:///stock", lanes.DialOptions(
 //		grpc.WithResolvers(r), grpc.WithTransportCredentials(creds))...)
+//
+// The free functions (ServerOptions, DialOptions, ServiceConfig and the
+// four interceptors) are must-style shorthands for New: they panic on an
+// invalid option, like regexp.MustCompile.
 //
 // A handler's context then carries the inbound tag, and calls made with it,
 // or with a context derived from it (tagctx.Go for goroutines), reach the

@@ -98,7 +98,8 @@ func ExampleWithParents() {
 // Fail closed instead of falling back to stable: a lane without an
 // instance of the service gets an error naming the tag and the policy.
 func ExampleWithFallback() {
-	// grpc.NewClient(target, append(rpc.DialOptions(rpc.WithFallback(rpc.FallbackFail)), ...)...)
+	// lanes, err := rpc.New(rpc.WithFallback(rpc.FallbackFail))
+	// grpc.NewClient(target, lanes.DialOptions(creds, ...)...)
 	// A call the policy fails ends with codes.Unavailable.
 	fmt.Println(rpc.ServiceConfig(rpc.WithFallback(rpc.FallbackFail)))
 	// Output:

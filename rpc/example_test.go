@@ -36,7 +36,11 @@ func serve(name string, node tagctx.Tag) (resolver.Endpoint, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := grpc.NewServer(rpc.ServerOptions(rpc.WithNode(node))...)
+	lanes, err := rpc.New(rpc.WithNode(node))
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer(lanes.ServerOptions()...)
 	testpb.RegisterTestServiceServer(srv, named{name: name})
 	go srv.Serve(lis)
 	ep := resolver.Endpoint{Addresses: []resolver.Address{{Addr: lis.Addr().String()}}}
@@ -45,7 +49,7 @@ func serve(name string, node tagctx.Tag) (resolver.Endpoint, func()) {
 
 // A stable and a feature-x instance of one service behind a resolver; the
 // client's calls go to the instance of their lane.
-func ExampleDialOptions() {
+func ExampleLanes_DialOptions() {
 	featureX := tagctx.MustParse("feature-x")
 	stable, stop1 := serve("stock", tagctx.Tag{})
 	defer stop1()
@@ -54,7 +58,11 @@ func ExampleDialOptions() {
 
 	r := manual.NewBuilderWithScheme("stock")
 	r.InitialState(resolver.State{Endpoints: []resolver.Endpoint{stable, lane}})
-	conn, err := grpc.NewClient("stock:///stock", append(rpc.DialOptions(),
+	lanes, err := rpc.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn, err := grpc.NewClient("stock:///stock", lanes.DialOptions(
 		grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		log.Fatal(err)
@@ -82,25 +90,33 @@ func ExampleDialOptions() {
 
 // A production edge: outside callers must not choose a lane, and every
 // route decision is counted.
-func ExampleServerOptions() {
+func ExampleLanes_ServerOptions() {
 	countRoutes := func(_ context.Context, o tagctx.Observation) {
 		if o.Route == tagctx.RouteMisroute {
 			log.Printf("misroute: %s traffic %q on node %q", o.Operation, o.Traffic, o.Node)
 		}
 	}
-	srv := grpc.NewServer(rpc.ServerOptions(
+	lanes, err := rpc.New(
 		rpc.WithTrust(tagctx.TrustNone()),
 		rpc.WithObserver(countRoutes),
-	)...)
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer(lanes.ServerOptions(grpc.MaxRecvMsgSize(1 << 20))...)
 	defer srv.Stop()
 	// Register services and Serve as usual.
 }
 
-func ExampleServiceConfig() {
-	fmt.Println(rpc.ServiceConfig(
+func ExampleLanes_ServiceConfig() {
+	lanes, err := rpc.New(
 		rpc.WithFallback(rpc.FallbackFail),
 		rpc.WithParents(tagctx.MustParse("feature-x2"), tagctx.MustParse("feature-x")),
-	))
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(lanes.ServiceConfig())
 	// Output:
 	// {"loadBalancingConfig":[{"taglane_lanes":{"fallback":"fail","parents":{"feature-x2":["feature-x"]}}}]}
 }
@@ -115,8 +131,12 @@ func ExampleWithEndpointTag() {
 	// ""
 }
 
-func ExampleUnaryServerInterceptor() {
-	icpt := rpc.UnaryServerInterceptor(rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("127.0.0.0/8"))))
+func ExampleLanes_UnaryServerInterceptor() {
+	lanes, err := rpc.New(rpc.WithTrust(tagctx.TrustNetworks(netip.MustParsePrefix("127.0.0.0/8"))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	icpt := lanes.UnaryServerInterceptor()
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(icpt))
 	defer srv.Stop()
 
@@ -131,14 +151,22 @@ func ExampleUnaryServerInterceptor() {
 	// "feature-x"
 }
 
-func ExampleStreamServerInterceptor() {
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(rpc.StreamServerInterceptor()))
+func ExampleLanes_StreamServerInterceptor() {
+	lanes, err := rpc.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(lanes.StreamServerInterceptor()))
 	defer srv.Stop()
 	// Stream handlers read the tag from stream.Context().
 }
 
-func ExampleUnaryClientInterceptor() {
-	icpt := rpc.UnaryClientInterceptor()
+func ExampleLanes_UnaryClientInterceptor() {
+	lanes, err := rpc.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	icpt := lanes.UnaryClientInterceptor()
 	// grpc.NewClient(target, grpc.WithChainUnaryInterceptor(icpt), ...)
 
 	// What goes on the wire for a tagged call that already had baggage:
@@ -153,9 +181,13 @@ func ExampleUnaryClientInterceptor() {
 	// [feature-x] [user=42,x-tag=feature-x]
 }
 
-func ExampleStreamClientInterceptor() {
+func ExampleLanes_StreamClientInterceptor() {
+	lanes, err := rpc.New()
+	if err != nil {
+		log.Fatal(err)
+	}
 	conn, err := grpc.NewClient("dns:///stock.internal:50051",
-		grpc.WithChainStreamInterceptor(rpc.StreamClientInterceptor()),
+		grpc.WithChainStreamInterceptor(lanes.StreamClientInterceptor()),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		log.Fatal(err)
@@ -179,4 +211,27 @@ func ExampleWithStrict() {
 	fmt.Println(status.Code(err), ei.GetReason(), ei.GetMetadata()["traffic"], ei.GetMetadata()["node"])
 	// Output:
 	// Unavailable MISDIRECTED feature-y feature-x
+}
+
+// New validates every option; a bad one is an error that names it, never
+// a panic.
+func ExampleNew() {
+	_, err := rpc.New(rpc.WithMetadataKey("grpc-tag"))
+	fmt.Println(err)
+	lanes, err := rpc.New(rpc.WithNode(tagctx.MustParse("feature-x")), rpc.WithStrict())
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer(lanes.ServerOptions()...)
+	defer srv.Stop()
+	// Output:
+	// rpc: WithMetadataKey("grpc-tag"): reserved, binary or baggage
+}
+
+// The must-style helpers suit options that are constants of the program:
+// they panic, like regexp.MustCompile, where New returns the error.
+func ExampleServiceConfig() {
+	fmt.Println(rpc.ServiceConfig(rpc.WithFallback(rpc.FallbackFail)))
+	// Output:
+	// {"loadBalancingConfig":[{"taglane_lanes":{"fallback":"fail"}}]}
 }

@@ -299,16 +299,22 @@ func TestDialOptionsConfig(t *testing.T) {
 	}{
 		{name: "defaults"},
 		{name: "fail with chain", opts: []rpc.Option{rpc.WithFallback(rpc.FallbackFail), rpc.WithParents(a2, a)}},
-		{name: "unknown policy", opts: []rpc.Option{rpc.WithFallback("closest")}, wantErr: `fallback "closest"`},
-		{name: "stable in a chain", opts: []rpc.Option{rpc.WithParents(a2, tagctx.Tag{})}, wantErr: `invalid tag ""`},
+		{name: "unknown policy", opts: []rpc.Option{rpc.WithFallback("closest")}, wantErr: `WithFallback("closest")`},
+		{name: "stable in a chain", opts: []rpc.Option{rpc.WithParents(a2, tagctx.Tag{})}, wantErr: `stable ends every chain`},
 		{name: "self in a chain", opts: []rpc.Option{rpc.WithParents(a, a)}, wantErr: `"a" repeats`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cc, err := grpc.NewClient("passthrough:///127.0.0.1:1", append(rpc.DialOptions(tt.opts...),
-				grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+			// A bad config is New's error now, before any client exists;
+			// a good one must still be accepted by the balancer's parser.
+			lanes, err := rpc.New(tt.opts...)
 			if err == nil {
-				cc.Close()
+				var cc *grpc.ClientConn
+				cc, err = grpc.NewClient("passthrough:///127.0.0.1:1", lanes.DialOptions(
+					grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+				if err == nil {
+					cc.Close()
+				}
 			}
 			got := ""
 			if err != nil {

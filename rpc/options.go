@@ -26,10 +26,30 @@ const (
 	FallbackFail Fallback = "fail"
 )
 
-// Option configures the interceptors, DialOptions, ServerOptions and
-// ServiceConfig. Options that do not concern a given entry point are
-// ignored by it, so one option list can serve a whole process.
-type Option func(*options)
+// Option configures New (and the must-style helpers built on it: the
+// interceptor functions, DialOptions, ServerOptions, ServiceConfig).
+// Options that do not concern a given entry point are ignored by it, so
+// one option list can serve a whole process. A nil Option is ignored.
+// Building an Option never panics: a bad argument is kept and New returns
+// it as an error naming the option.
+type Option interface {
+	apply(*options)
+}
+
+// optionFunc is an Option that cannot fail.
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// badOption is an Option built from a bad argument: it records why, and
+// New reports the first such error.
+type badOption struct{ err error }
+
+func (b badOption) apply(o *options) {
+	if o.err == nil {
+		o.err = b.err
+	}
+}
 
 type options struct {
 	mdKey      string
@@ -45,9 +65,11 @@ type options struct {
 	// at runtime; see WithParentsFrom.
 	parentsFrom func(tagctx.Tag) ([]tagctx.Tag, bool)
 	strict      bool
+	err         error // the first bad option's
 }
 
-func newOptions(opts []Option) *options {
+// newOptions resolves opts once; the error is the first bad option's.
+func newOptions(opts []Option) (*options, error) {
 	o := &options{
 		mdKey:      DefaultMetadataKey,
 		baggageKey: tagctx.DefaultBaggageKey,
@@ -55,10 +77,13 @@ func newOptions(opts []Option) *options {
 	}
 	for _, opt := range opts {
 		if opt != nil {
-			opt(o)
+			opt.apply(o)
 		}
 	}
-	return o
+	if o.err != nil {
+		return nil, o.err
+	}
+	return o, nil
 }
 
 // nodeTag is the node tag this entry point reports in its route proof.
@@ -70,38 +95,40 @@ func (o *options) nodeTag() tagctx.Tag {
 }
 
 // WithMetadataKey sets the metadata key of the tag (default "x-tag"). It is
-// lowercased, as gRPC sends keys. It panics, when called, if key is not a
-// key gRPC would carry as text: empty, outside [0-9a-z-_.], reserved
-// ("grpc-" prefix), binary ("-bin" suffix) or "baggage".
+// lowercased, as gRPC sends keys. New fails if key is not a key gRPC
+// would carry as text: empty, outside [0-9a-z-_.], reserved ("grpc-"
+// prefix), binary ("-bin" suffix) or "baggage".
 func WithMetadataKey(key string) Option {
-	key = strings.ToLower(key)
-	if err := checkMetadataKey(key); err != nil {
-		panic(err)
+	lower := strings.ToLower(key)
+	if err := checkMetadataKey(lower); err != nil {
+		return badOption{fmt.Errorf("rpc: WithMetadataKey(%s): %w", tagctx.Quote(key), err)}
 	}
-	return func(o *options) { o.mdKey = key }
+	return optionFunc(func(o *options) { o.mdKey = lower })
 }
 
 // WithBaggageKey sets the W3C baggage member of the tag (default "x-tag").
-// It panics, when called, if key is empty or holds a character that
-// would break the baggage list (space, ',', ';', '=', '%', '"').
+// New fails if key is empty or holds a character that would break the
+// baggage list (space, ',', ';', '=', '%', '"').
 func WithBaggageKey(key string) Option {
 	if key == "" || strings.ContainsAny(key, " \t,;=%\"") {
-		panic(fmt.Sprintf("rpc: baggage key %q: want a non-empty token", key))
+		return badOption{fmt.Errorf("rpc: WithBaggageKey(%s): %w", tagctx.Quote(key), errBadBaggageKey)}
 	}
-	return func(o *options) { o.baggageKey = key }
+	return optionFunc(func(o *options) { o.baggageKey = key })
 }
+
+var errBadBaggageKey = errors.New("want a non-empty token without space, ',', ';', '=', '%' or '\"'")
 
 func checkMetadataKey(key string) error {
 	switch {
 	case key == "":
-		return errors.New("rpc: metadata key is empty")
+		return errors.New("empty")
 	case strings.HasPrefix(key, "grpc-"), strings.HasSuffix(key, "-bin"), key == tagctx.BaggageHeader:
-		return fmt.Errorf("rpc: metadata key %q is reserved, binary or baggage", key)
+		return errors.New("reserved, binary or baggage")
 	}
 	for i := 0; i < len(key); i++ {
 		c := key[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("rpc: metadata key %q: character %q not in [0-9a-z-_.]", key, c)
+			return fmt.Errorf("character %q not in [0-9a-z-_.]", c)
 		}
 	}
 	return nil
@@ -117,7 +144,7 @@ func checkMetadataKey(key string) error {
 // interceptor sends the untagged mark (the metadata key with an empty
 // value), which the next hop takes as decided.
 func WithTrust(t tagctx.Trust) Option {
-	return func(o *options) { o.trust = t }
+	return optionFunc(func(o *options) { o.trust = t })
 }
 
 // WithRejectInvalid makes a server fail calls whose tag is present but
@@ -125,7 +152,7 @@ func WithTrust(t tagctx.Trust) Option {
 // serving them as untagged. Untrusted tags are still served as untagged:
 // they are well formed, the caller just may not choose a lane here.
 func WithRejectInvalid() Option {
-	return func(o *options) { o.reject = true }
+	return optionFunc(func(o *options) { o.reject = true })
 }
 
 // WithObserver sets the hook that receives the route proof of every call a
@@ -133,14 +160,14 @@ func WithRejectInvalid() Option {
 // Observation.Rejected. A call failed under WithRejectInvalid is reported
 // too, with the zero Route ("unknown"): nothing served it.
 func WithObserver(f tagctx.Observer) Option {
-	return func(o *options) { o.observer = f }
+	return optionFunc(func(o *options) { o.observer = f })
 }
 
 // WithNode overrides tagctx.Node() as the node tag a server reports in its
 // route proof, for processes that host instances of several lanes (tests,
 // demos). Routing of outgoing calls still follows the context.
 func WithNode(t tagctx.Tag) Option {
-	return func(o *options) { o.node, o.nodeSet = t, true }
+	return optionFunc(func(o *options) { o.node, o.nodeSet = t, true })
 }
 
 // WithStrict makes a server refuse a call it should not serve, a misroute:
@@ -156,13 +183,20 @@ func WithNode(t tagctx.Tag) Option {
 // Route (no lane served it) and Rejected matching ErrMisdirected. Off by
 // default: a misroute is then served and reported.
 func WithStrict() Option {
-	return func(o *options) { o.strict = true }
+	return optionFunc(func(o *options) { o.strict = true })
 }
 
 // WithFallback sets the balancer's fallback policy in the service config
-// that DialOptions and ServiceConfig produce (default FallbackStable).
+// that DialOptions and ServiceConfig produce (default FallbackStable; ""
+// means it too). New fails on any other value.
 func WithFallback(f Fallback) Option {
-	return func(o *options) { o.fallback = f }
+	if f == "" {
+		f = FallbackStable
+	}
+	if f != FallbackStable && f != FallbackFail {
+		return badOption{fmt.Errorf("rpc: WithFallback(%s): want %q or %q", tagctx.Quote(string(f)), FallbackStable, FallbackFail)}
+	}
+	return optionFunc(func(o *options) { o.fallback = f })
 }
 
 // WithParents declares that traffic of lane may be served by the lanes in
@@ -171,16 +205,44 @@ func WithFallback(f Fallback) Option {
 // ServiceConfig) routes along it, and servers classify a hop served by a
 // parent as a fallback rather than a misroute. Give the whole chain: it is
 // not followed transitively. Later calls for the same lane replace earlier
-// ones. A chain that names stable (the zero Tag) or repeats a lane makes
-// the service config invalid, so grpc.NewClient reports it.
+// ones. New fails on a chain for stable (the zero Tag) or that names
+// stable or repeats a lane.
 func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
+	if err := checkChain(lane, parents); err != nil {
+		return badOption{fmt.Errorf("rpc: WithParents(%s, %s): %w", tagctx.Quote(lane.String()), tagctx.Quote(chainString(parents)), err)}
+	}
 	parents = slices.Clone(parents)
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if o.parents == nil {
 			o.parents = make(map[tagctx.Tag][]tagctx.Tag)
 		}
 		o.parents[lane] = parents
+	})
+}
+
+// checkChain is what the balancer's config parser would refuse, found
+// when the option is built so the error can name it.
+func checkChain(lane tagctx.Tag, parents []tagctx.Tag) error {
+	if lane.IsZero() {
+		return errors.New("stable has no parents")
 	}
+	for i, p := range parents {
+		switch {
+		case p.IsZero():
+			return errors.New("stable ends every chain by itself; do not list it")
+		case p == lane || slices.Contains(parents[:i], p):
+			return fmt.Errorf("%q repeats a lane of the chain", p.String())
+		}
+	}
+	return nil
+}
+
+func chainString(parents []tagctx.Tag) string {
+	s := make([]string, len(parents))
+	for i, p := range parents {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // WithParentsFrom gives servers parent chains that can change at runtime,
@@ -192,7 +254,7 @@ func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
 // lock-free and allocation-free. It does not change routing: clients get
 // their chains from their service config.
 func WithParentsFrom(f func(lane tagctx.Tag) (parents []tagctx.Tag, ok bool)) Option {
-	return func(o *options) { o.parentsFrom = f }
+	return optionFunc(func(o *options) { o.parentsFrom = f })
 }
 
 // parentsOf is the parent chain of lane a server classifies with.

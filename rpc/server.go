@@ -34,12 +34,24 @@ var ErrMisdirected = tagctx.ErrMisdirected
 // reported without parsing what was stripped.
 var errStripped = fmt.Errorf("rpc: inbound tag %w: this entry point strips inbound tags", ErrUntrusted)
 
+// UnaryServerInterceptor is New(opts...).UnaryServerInterceptor() for
+// options known to be valid; it panics otherwise.
+func UnaryServerInterceptor(opts ...Option) grpc.UnaryServerInterceptor {
+	return must(opts).UnaryServerInterceptor()
+}
+
+// StreamServerInterceptor is New(opts...).StreamServerInterceptor() for
+// options known to be valid; it panics otherwise.
+func StreamServerInterceptor(opts ...Option) grpc.StreamServerInterceptor {
+	return must(opts).StreamServerInterceptor()
+}
+
 // UnaryServerInterceptor returns an interceptor that puts the traffic tag of
 // each call (metadata key "x-tag", else W3C baggage member "x-tag") into the
 // handler's context, applies the trust and invalid-tag policies, and records
 // the route proof (span attributes and WithObserver).
-func UnaryServerInterceptor(opts ...Option) grpc.UnaryServerInterceptor {
-	o := newOptions(opts)
+func (l *Lanes) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	o := l.o
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := o.serverContext(ctx, info.FullMethod)
 		if err != nil {
@@ -51,8 +63,8 @@ func UnaryServerInterceptor(opts ...Option) grpc.UnaryServerInterceptor {
 
 // StreamServerInterceptor is UnaryServerInterceptor for streams: the
 // handler finds the tag in ServerStream.Context().
-func StreamServerInterceptor(opts ...Option) grpc.StreamServerInterceptor {
-	o := newOptions(opts)
+func (l *Lanes) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	o := l.o
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		orig := ss.Context()
 		ctx, err := o.serverContext(orig, info.FullMethod)

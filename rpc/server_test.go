@@ -429,22 +429,62 @@ func TestServerInterceptorScrubsOpenTelemetryBaggage(t *testing.T) {
 	}
 }
 
-func TestKeyOptionsPanicOnBadKeys(t *testing.T) {
+func TestNewReportsBadOptions(t *testing.T) {
+	long := strings.Repeat("k", 200)
 	tests := []struct {
 		name string
-		opt  func()
-		want string
+		opts []rpc.Option
+		want string // "" for valid options
 	}{
-		{name: "empty metadata key", opt: func() { rpc.WithMetadataKey("") }, want: "rpc: metadata key is empty"},
-		{name: "reserved metadata key", opt: func() { rpc.WithMetadataKey("grpc-tag") }, want: `rpc: metadata key "grpc-tag" is reserved, binary or baggage`},
-		{name: "binary metadata key", opt: func() { rpc.WithMetadataKey("tag-bin") }, want: `rpc: metadata key "tag-bin" is reserved, binary or baggage`},
-		{name: "baggage as metadata key", opt: func() { rpc.WithMetadataKey("Baggage") }, want: `rpc: metadata key "baggage" is reserved, binary or baggage`},
-		{name: "bad character", opt: func() { rpc.WithMetadataKey("x tag") }, want: `rpc: metadata key "x tag": character ' ' not in [0-9a-z-_.]`},
-		{name: "empty baggage key", opt: func() { rpc.WithBaggageKey("") }, want: `rpc: baggage key "": want a non-empty token`},
-		{name: "baggage key with '='", opt: func() { rpc.WithBaggageKey("a=b") }, want: `rpc: baggage key "a=b": want a non-empty token`},
-		{name: "good keys", opt: func() { rpc.WithMetadataKey("X-Lane"); rpc.WithBaggageKey("lane") }},
+		{name: "empty metadata key", opts: []rpc.Option{rpc.WithMetadataKey("")}, want: `rpc: WithMetadataKey(""): empty`},
+		{name: "reserved metadata key", opts: []rpc.Option{rpc.WithMetadataKey("grpc-tag")}, want: `rpc: WithMetadataKey("grpc-tag"): reserved, binary or baggage`},
+		{name: "binary metadata key", opts: []rpc.Option{rpc.WithMetadataKey("tag-bin")}, want: `rpc: WithMetadataKey("tag-bin"): reserved, binary or baggage`},
+		{name: "baggage as metadata key", opts: []rpc.Option{rpc.WithMetadataKey("Baggage")}, want: `rpc: WithMetadataKey("Baggage"): reserved, binary or baggage`},
+		{name: "bad character", opts: []rpc.Option{rpc.WithMetadataKey("x tag")}, want: `rpc: WithMetadataKey("x tag"): character ' ' not in [0-9a-z-_.]`},
+		{name: "long bad key is quoted bounded", opts: []rpc.Option{rpc.WithMetadataKey(long + " ")}, want: "rpc: WithMetadataKey(" + tagctx.Quote(long+" ") + "): character ' ' not in [0-9a-z-_.]"},
+		{name: "empty baggage key", opts: []rpc.Option{rpc.WithBaggageKey("")}, want: `rpc: WithBaggageKey(""): want a non-empty token without space, ',', ';', '=', '%' or '"'`},
+		{name: "baggage key with '='", opts: []rpc.Option{rpc.WithBaggageKey("a=b")}, want: `rpc: WithBaggageKey("a=b"): want a non-empty token without space, ',', ';', '=', '%' or '"'`},
+		{name: "unknown fallback", opts: []rpc.Option{rpc.WithFallback("any")}, want: `rpc: WithFallback("any"): want "stable" or "fail"`},
+		{name: "parents of stable", opts: []rpc.Option{rpc.WithParents(tagctx.Tag{}, tagctx.MustParse("a"))}, want: `rpc: WithParents("", "a"): stable has no parents`},
+		{name: "stable in a chain", opts: []rpc.Option{rpc.WithParents(tagctx.MustParse("a2"), tagctx.Tag{})}, want: `rpc: WithParents("a2", ""): stable ends every chain by itself; do not list it`},
+		{name: "chain repeats its lane", opts: []rpc.Option{rpc.WithParents(tagctx.MustParse("a2"), tagctx.MustParse("a"), tagctx.MustParse("a2"))}, want: `rpc: WithParents("a2", "a,a2"): "a2" repeats a lane of the chain`},
+		{name: "first bad option wins", opts: []rpc.Option{rpc.WithBaggageKey(""), rpc.WithMetadataKey("")}, want: `rpc: WithBaggageKey(""): want a non-empty token without space, ',', ';', '=', '%' or '"'`},
+		{name: "good options", opts: []rpc.Option{nil, rpc.WithMetadataKey("X-Lane"), rpc.WithBaggageKey("lane"), rpc.WithFallback(""), rpc.WithParents(tagctx.MustParse("a2"), tagctx.MustParse("a"))}},
 	}
 	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := rpc.New(tt.opts...)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("New error (-got +want):\n%s", diff)
+			}
+			if (l == nil) == (err == nil) {
+				t.Errorf("New = %v, %v: want exactly one of them", l, err)
+			}
+		})
+	}
+}
+
+// The free functions are must-style: they panic with New's error, and
+// only when called, never when the option is built.
+func TestMustHelpersPanicWithNewsError(t *testing.T) {
+	bad := rpc.WithMetadataKey("grpc-x") // building it must not panic
+	helpers := []struct {
+		name string
+		call func()
+	}{
+		{name: "UnaryServerInterceptor", call: func() { rpc.UnaryServerInterceptor(bad) }},
+		{name: "StreamServerInterceptor", call: func() { rpc.StreamServerInterceptor(bad) }},
+		{name: "UnaryClientInterceptor", call: func() { rpc.UnaryClientInterceptor(bad) }},
+		{name: "StreamClientInterceptor", call: func() { rpc.StreamClientInterceptor(bad) }},
+		{name: "ServerOptions", call: func() { rpc.ServerOptions(bad) }},
+		{name: "DialOptions", call: func() { rpc.DialOptions(bad) }},
+		{name: "ServiceConfig", call: func() { rpc.ServiceConfig(bad) }},
+	}
+	for _, tt := range helpers {
 		t.Run(tt.name, func(t *testing.T) {
 			got := func() (msg string) {
 				defer func() {
@@ -452,12 +492,30 @@ func TestKeyOptionsPanicOnBadKeys(t *testing.T) {
 						msg = fmt.Sprint(r)
 					}
 				}()
-				tt.opt()
+				tt.call()
 				return ""
 			}()
-			if diff := cmp.Diff(got, tt.want); diff != "" {
+			if diff := cmp.Diff(got, `rpc: WithMetadataKey("grpc-x"): reserved, binary or baggage`); diff != "" {
 				t.Errorf("panic (-got +want):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The extra arguments end up after the lanes' own options, so a caller
+// needs no append(...)....
+func TestLanesOptionsTakeExtra(t *testing.T) {
+	l, err := rpc.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(l.ServerOptions(grpc.MaxRecvMsgSize(1<<20), grpc.MaxSendMsgSize(1<<20))), len(l.ServerOptions())+2; got != want {
+		t.Errorf("len(ServerOptions(2 extra)) = %d, want %d", got, want)
+	}
+	if got, want := len(l.DialOptions(grpc.WithUserAgent("t"))), len(l.DialOptions())+1; got != want {
+		t.Errorf("len(DialOptions(1 extra)) = %d, want %d", got, want)
+	}
+	if got, want := l.ServiceConfig(), rpc.ServiceConfig(); got != want {
+		t.Errorf("ServiceConfig() = %s, want the free function's %s", got, want)
 	}
 }

@@ -35,20 +35,38 @@ const (
 	maxTransports = 16
 )
 
-// MetricsOption configures NewMetrics.
-type MetricsOption func(*metricsConfig)
+// MetricsOption configures NewMetrics. A nil MetricsOption is ignored.
+// Building one never panics: a bad argument is kept, and NewMetrics
+// returns it as an error naming the option.
+type MetricsOption interface {
+	applyMetrics(*metricsConfig)
+}
 
 type metricsConfig struct {
 	laneLimit int
+	err       error // the first bad option's
 }
+
+type metricsOption func(*metricsConfig)
+
+func (f metricsOption) applyMetrics(c *metricsConfig) { f(c) }
 
 // WithLaneLimit sets how many distinct traffic tags get their own
 // taglane.traffic_tag attribute value (default DefaultLaneLimit); hops of
 // further lanes are counted under OtherLane. 0 leaves the lane out of
 // every series. Tags come from outside callers, so without a cap each new
 // tag would be a new time series for as long as the process lives.
+// Negative is an error.
 func WithLaneLimit(n int) MetricsOption {
-	return func(c *metricsConfig) { c.laneLimit = n }
+	if n < 0 {
+		err := fmt.Errorf("tagctx: WithLaneLimit(%d): negative", n)
+		return metricsOption(func(c *metricsConfig) {
+			if c.err == nil {
+				c.err = err
+			}
+		})
+	}
+	return metricsOption(func(c *metricsConfig) { c.laneLimit = n })
 }
 
 // Metrics records route decisions as OpenTelemetry metrics: the counter
@@ -99,11 +117,11 @@ func NewMetrics(mp metric.MeterProvider, opts ...MetricsOption) (*Metrics, error
 	c := metricsConfig{laneLimit: DefaultLaneLimit}
 	for _, o := range opts {
 		if o != nil {
-			o(&c)
+			o.applyMetrics(&c)
 		}
 	}
-	if c.laneLimit < 0 {
-		return nil, fmt.Errorf("tagctx: lane limit %d is negative", c.laneLimit)
+	if c.err != nil {
+		return nil, c.err
 	}
 	hops, err := mp.Meter("github.com/taglane/taglane/tagctx").Int64Counter(MetricHops,
 		metric.WithUnit("{hop}"),

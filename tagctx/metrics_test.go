@@ -164,7 +164,7 @@ func TestNewMetricsErrors(t *testing.T) {
 		want string
 	}{
 		{name: "nil provider", want: "tagctx: NewMetrics: nil MeterProvider"},
-		{name: "negative limit", mp: true, opts: []tagctx.MetricsOption{tagctx.WithLaneLimit(-1)}, want: "tagctx: lane limit -1 is negative"},
+		{name: "negative limit", mp: true, opts: []tagctx.MetricsOption{tagctx.WithLaneLimit(-1)}, want: "tagctx: WithLaneLimit(-1): negative"},
 		{name: "nil option ignored", mp: true, opts: []tagctx.MetricsOption{nil}},
 	}
 	for _, tt := range tests {

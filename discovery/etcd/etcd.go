@@ -7,7 +7,8 @@
 //	defer r.Close(ctx) // graceful stop: gone for every client at once
 //
 //	b, err := discovery.NewResolver(reg)
-//	conn, err := grpc.NewClient("taglane:///orders", append(rpc.DialOptions(), grpc.WithResolvers(b), creds)...)
+//	lanes, err := rpc.New()
+//	conn, err := grpc.NewClient("taglane:///orders", lanes.DialOptions(grpc.WithResolvers(b), creds)...)
 //
 // # Keys
 //
@@ -86,44 +87,74 @@ type Registry struct {
 
 var _ discovery.Registry = (*Registry)(nil)
 
-// Option configures New.
-type Option func(*Registry)
-
-// WithPrefix puts every key under prefix (default none: the keys of etcd's
-// naming, "<service>/<addr>", where the naming target is the service).
-func WithPrefix(p string) Option { return func(r *Registry) { r.prefix = p } }
-
-// WithTTL sets the lease TTL of registrations (default 10s, whole
-// seconds, at least 1): how long a crashed instance stays listed.
-func WithTTL(d time.Duration) Option {
-	return func(r *Registry) { r.ttl = int64((d + time.Second - 1) / time.Second) }
+// Option configures New. A nil Option is ignored. Building an Option
+// never panics: a bad argument is kept, and New returns it as an error
+// naming the option ("etcd: WithX(...): ...").
+type Option interface {
+	apply(*settings)
 }
 
-// WithErrorHandler receives what the registry leaves out or retries: a
-// value that is not an endpoint, a lost lease, a failed watch.
-func WithErrorHandler(f func(error)) Option {
-	return func(r *Registry) {
-		if f != nil {
-			r.report = f
-		}
+// settings is what the options set, resolved once by New.
+type settings struct {
+	prefix string
+	ttl    time.Duration
+	report func(error)
+	err    error // the first bad option's
+}
+
+type optionFunc func(*settings)
+
+func (f optionFunc) apply(s *settings) { f(s) }
+
+type badOption struct{ err error }
+
+func (b badOption) apply(s *settings) {
+	if s.err == nil {
+		s.err = b.err
 	}
 }
 
-// New returns a registry on client c.
+// WithPrefix puts every key under prefix (default none: the keys of etcd's
+// naming, "<service>/<addr>", where the naming target is the service).
+func WithPrefix(p string) Option { return optionFunc(func(s *settings) { s.prefix = p }) }
+
+// WithTTL sets the lease TTL of registrations (default 10s, rounded up to
+// whole seconds; zero or negative is an error): how long a crashed
+// instance stays listed.
+func WithTTL(d time.Duration) Option {
+	if d <= 0 {
+		return badOption{fmt.Errorf("etcd: WithTTL(%v): want at least 1s", d)}
+	}
+	return optionFunc(func(s *settings) { s.ttl = d })
+}
+
+// WithErrorHandler receives what the registry leaves out or retries: a
+// value that is not an endpoint, a lost lease, a failed watch. nil keeps
+// the default, which drops them.
+func WithErrorHandler(f func(error)) Option {
+	return optionFunc(func(s *settings) {
+		if f != nil {
+			s.report = f
+		}
+	})
+}
+
+// New returns a registry on client c. An invalid option is returned as an
+// error naming it.
 func New(c *clientv3.Client, opts ...Option) (*Registry, error) {
 	if c == nil {
 		return nil, errors.New("etcd: New: nil client")
 	}
-	r := &Registry{c: c, ttl: int64(DefaultTTL / time.Second), report: func(error) {}}
+	s := settings{ttl: DefaultTTL, report: func(error) {}}
 	for _, o := range opts {
 		if o != nil {
-			o(r)
+			o.apply(&s)
 		}
 	}
-	if r.ttl < 1 {
-		return nil, fmt.Errorf("etcd: TTL of %ds: want at least 1s", r.ttl)
+	if s.err != nil {
+		return nil, s.err
 	}
-	return r, nil
+	return &Registry{c: c, prefix: s.prefix, ttl: int64((s.ttl + time.Second - 1) / time.Second), report: s.report}, nil
 }
 
 func (r *Registry) key(service, addr string) string { return r.prefix + service + "/" + addr }

@@ -79,7 +79,9 @@ func startBus(ctx context.Context, cfg config, w *world) (_ *rocketBus, err erro
 	if err := p.Start(); err != nil {
 		return nil, err
 	}
-	b.producer = mq.NewProducer(p)
+	if b.producer, err = mq.WrapProducer(p); err != nil {
+		return nil, err
+	}
 
 	// The consumers report their route proof per handled batch; the
 	// handler counts hops per message (a handed-over batch of k messages
@@ -96,7 +98,7 @@ func startBus(ctx context.Context, cfg config, w *world) (_ *rocketBus, err erro
 }
 
 func (b *rocketBus) startConsumer(node tagctx.Tag, common []mq.Option) (*mq.Consumer, error) {
-	c, err := mq.NewConsumer("notifier", append(common, mq.WithNodeTag(node))...)
+	c, err := mq.NewConsumer("notifier", append(common, mq.WithNode(node))...)
 	if err != nil {
 		return nil, err
 	}

@@ -123,7 +123,11 @@ func (w *world) dial(service string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient("taglane:///"+service, append(rpc.DialOptions(),
+	lanes, err := rpc.New()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("taglane:///"+service, lanes.DialOptions(
 		grpc.WithResolvers(b), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return nil, err
@@ -201,7 +205,12 @@ func (w *world) serveHTTPService(ctx context.Context, service string, node tagct
 		t.Hops = append(t.Hops, hopOf(r.Context(), service, node, "http"))
 		_ = json.NewEncoder(rw).Encode(t)
 	})
-	srv := &http.Server{Handler: httpmw.Handler(h, httpmw.WithNode(node), httpmw.WithObserver(w.ledger.observe)), ReadHeaderTimeout: 10 * time.Second}
+	mw, err := httpmw.New(httpmw.WithNode(node), httpmw.WithObserver(w.ledger.observe))
+	if err != nil {
+		lis.Close()
+		return nil, err
+	}
+	srv := &http.Server{Handler: mw(h), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(lis) }()
 	stop := func() { _ = srv.Close() }
 	w.closers = append(w.closers, stop)
@@ -212,7 +221,11 @@ func (w *world) serveHTTPService(ctx context.Context, service string, node tagct
 // http://<service>/ go to an instance of the caller's lane through etcd,
 // and httpmw sends the tag on.
 func (w *world) httpCaller(services ...string) (*http.Client, error) {
-	tr, err := discovery.NewTransport(w.registry.reg, services, discovery.WithBase(httpmw.Transport(w.registry.http)))
+	tagging, err := httpmw.NewTransport(w.registry.http)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := discovery.NewTransport(w.registry.reg, services, discovery.WithBase(tagging))
 	if err != nil {
 		return nil, err
 	}

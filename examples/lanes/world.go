@@ -175,7 +175,12 @@ func (w *world) serveGRPC(inst *instance) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	srv := grpc.NewServer(rpc.ServerOptions(rpc.WithNode(inst.node), rpc.WithObserver(w.ledger.observe))...)
+	lanes, err := rpc.New(rpc.WithNode(inst.node), rpc.WithObserver(w.ledger.observe))
+	if err != nil {
+		lis.Close()
+		return "", err
+	}
+	srv := grpc.NewServer(lanes.ServerOptions()...)
 	srv.RegisterService(&hopService, inst)
 	go func() { _ = srv.Serve(lis) }()
 	w.closers = append(w.closers, srv.Stop)
@@ -209,10 +214,15 @@ func (w *world) serveHTTP(h http.Handler) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{Handler: httpmw.Handler(h,
+	mw, err := httpmw.New(
 		httpmw.WithHostPattern("app-{tag}.test.example.com"),
 		httpmw.WithNode(tagctx.Tag{}),
-		httpmw.WithObserver(w.ledger.observe))}
+		httpmw.WithObserver(w.ledger.observe))
+	if err != nil {
+		lis.Close()
+		return "", err
+	}
+	srv := &http.Server{Handler: mw(h)}
 	go func() {
 		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			panic(err)

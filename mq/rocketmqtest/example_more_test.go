@@ -52,7 +52,7 @@ func ExampleWithBrokers() {
 	// broker-a 1
 	// broker-b 0
 	// broker-b 1
-	// rocketmqtest: broker count 0 outside [1, 16]
+	// rocketmqtest: WithBrokers(0): outside [1, 16]
 }
 
 // The queue count of topics the broker creates on first send.

@@ -1,6 +1,7 @@
 package rocketmqtest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -45,8 +46,16 @@ var DefaultDelayLevels = []time.Duration{
 	20 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
 }
 
-// Option configures Run.
-type Option func(*config) error
+// Option configures Run (and RunT). A nil Option is ignored. Building an
+// Option never panics: a bad argument is Run's error, naming the option
+// ("rocketmqtest: WithX(...): ...").
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
 
 type config struct {
 	brokers       int
@@ -89,13 +98,13 @@ func (c *config) brokerAddr(i int) string {
 // WithBrokers runs n master brokers (broker-a, broker-b, ...), each on its
 // own address, all in the name server's routes. The default is 1.
 func WithBrokers(n int) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if n < 1 || n > MaxBrokers {
-			return fmt.Errorf("rocketmqtest: broker count %d outside [1, %d]", n, MaxBrokers)
+			return fmt.Errorf("rocketmqtest: WithBrokers(%d): outside [1, %d]", n, MaxBrokers)
 		}
 		c.brokers = n
 		return nil
-	}
+	})
 }
 
 // WithQueues sets the read/write queue count of topics a broker creates on
@@ -104,13 +113,13 @@ func WithBrokers(n int) Option {
 // that does not exist yet uses the route of TBW102 capped at its
 // DefaultTopicQueueNums (4) until its next 30 s route refresh.
 func WithQueues(n int) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if n < 1 || n > MaxQueues {
-			return fmt.Errorf("rocketmqtest: queue count %d outside [1, %d]", n, MaxQueues)
+			return fmt.Errorf("rocketmqtest: WithQueues(%d): outside [1, %d]", n, MaxQueues)
 		}
 		c.queues = n
 		return nil
-	}
+	})
 }
 
 // WithDelayLevels replaces the delay level table (DefaultDelayLevels). It
@@ -119,39 +128,39 @@ func WithQueues(n int) Option {
 // count, like RocketMQ. Levels past the end of the table use its last entry,
 // so WithDelayLevels(100*time.Millisecond) makes every delay 100 ms.
 func WithDelayLevels(levels ...time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if len(levels) == 0 {
-			return fmt.Errorf("rocketmqtest: empty delay level table")
+			return errors.New("rocketmqtest: WithDelayLevels(): empty table")
 		}
 		for i, d := range levels {
 			if d < 0 {
-				return fmt.Errorf("rocketmqtest: delay level %d is negative (%v)", i+1, d)
+				return fmt.Errorf("rocketmqtest: WithDelayLevels: level %d is negative (%v)", i+1, d)
 			}
 		}
 		c.delayLevels = append([]time.Duration(nil), levels...)
 		return nil
-	}
+	})
 }
 
 // WithClusterName sets brokerClusterName, which routes carry and every stored
 // message gets as its CLUSTER property. The default is DefaultClusterName.
 func WithClusterName(name string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if name == "" {
-			return fmt.Errorf("rocketmqtest: empty cluster name")
+			return errors.New(`rocketmqtest: WithClusterName(""): empty`)
 		}
 		c.cluster = name
 		return nil
-	}
+	})
 }
 
 // WithAutoCreateTopics sets autoCreateTopicEnable (default true): whether a
 // send to an unknown topic creates it, through the TBW102 route.
 func WithAutoCreateTopics(enable bool) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		c.autoCreate = enable
 		return nil
-	}
+	})
 }
 
 // WithChannelExpiry sets how long a broker keeps a consumer or producer
@@ -162,22 +171,22 @@ func WithAutoCreateTopics(enable bool) Option {
 // 20 s. rocketmq-client-go v2.1.2 heartbeats every 30 s, so an expiry below
 // that drops live clients between heartbeats.
 func WithChannelExpiry(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("rocketmqtest: channel expiry %v is not positive", d)
+			return fmt.Errorf("rocketmqtest: WithChannelExpiry(%v): not positive", d)
 		}
 		c.channelExpiry = d
 		return nil
-	}
+	})
 }
 
 // WithLogf sends the server's own diagnostics (malformed frames, closed
 // connections) to logf, t.Logf for instance. By default they are dropped.
 func WithLogf(logf func(format string, args ...any)) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		c.logf = logf
 		return nil
-	}
+	})
 }
 
 // WithIdleTimeout sets how long a connection may stay without a frame in
@@ -187,13 +196,13 @@ func WithLogf(logf func(format string, args ...any)) Option {
 // client's groups are dropped and their other members notified; the client
 // reconnects on its next request and rejoins at its next heartbeat.
 func WithIdleTimeout(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("rocketmqtest: idle timeout %v is not positive", d)
+			return fmt.Errorf("rocketmqtest: WithIdleTimeout(%v): not positive", d)
 		}
 		c.idleTimeout = d
 		return nil
-	}
+	})
 }
 
 // WithFrameBytesInFlight bounds the memory that partly received frames hold
@@ -203,25 +212,25 @@ func WithIdleTimeout(d time.Duration) Option {
 // 16 MiB; when a frame needs more and the bound is reached, its connection
 // is closed (and logged), as for a malformed frame, and the others go on.
 func WithFrameBytesInFlight(n int64) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if n < MinFrameBytesInFlight {
-			return fmt.Errorf("rocketmqtest: frame bytes in flight %d below %d", n, MinFrameBytesInFlight)
+			return fmt.Errorf("rocketmqtest: WithFrameBytesInFlight(%d): below %d", n, MinFrameBytesInFlight)
 		}
 		c.frameBytes = n
 		return nil
-	}
+	})
 }
 
 // WithNameServerAddr makes the name server listen on addr ("host:port";
 // default "127.0.0.1:0", a free port). Clients find it with NameServer.
 func WithNameServerAddr(addr string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if err := checkListenAddr(addr); err != nil {
-			return fmt.Errorf("rocketmqtest: name server address: %w", err)
+			return fmt.Errorf("rocketmqtest: WithNameServerAddr: %w", err)
 		}
 		c.nsAddr = addr
 		return nil
-	}
+	})
 }
 
 // WithBrokerAddrs makes broker i listen on addrs[i] (default
@@ -229,18 +238,18 @@ func WithNameServerAddr(addr string) Option {
 // host must be one clients can reach: 0.0.0.0 would be announced as is.
 // There may be fewer addresses than brokers, not more.
 func WithBrokerAddrs(addrs ...string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if len(addrs) > MaxBrokers {
-			return fmt.Errorf("rocketmqtest: %d broker addresses, at most %d", len(addrs), MaxBrokers)
+			return fmt.Errorf("rocketmqtest: WithBrokerAddrs: %d addresses, at most %d", len(addrs), MaxBrokers)
 		}
 		for i, a := range addrs {
 			if err := checkListenAddr(a); err != nil {
-				return fmt.Errorf("rocketmqtest: broker address %d: %w", i, err)
+				return fmt.Errorf("rocketmqtest: WithBrokerAddrs: address %d: %w", i, err)
 			}
 		}
 		c.brokerAddrs = append([]string(nil), addrs...)
 		return nil
-	}
+	})
 }
 
 // checkListenAddr accepts "host:port" with a literal IP host, which is what
@@ -278,11 +287,11 @@ func trim(s string) string {
 // offset, and a group that never committed reads back 22 QUERY_NOT_FOUND.
 // Use it to run the server for long with bounded memory (cmd/minimq).
 func WithRetention(messages int, bytes int64) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if messages < 0 || bytes < 0 {
-			return fmt.Errorf("rocketmqtest: retention of %d messages, %d bytes: negative", messages, bytes)
+			return fmt.Errorf("rocketmqtest: WithRetention(%d, %d): negative", messages, bytes)
 		}
 		c.retainMsgs, c.retainBytes = messages, bytes
 		return nil
-	}
+	})
 }

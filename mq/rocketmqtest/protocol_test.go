@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -525,26 +526,31 @@ func TestOptionsValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opt  rocketmqtest.Option
+		want string // the start of Run's error: the option's name
 	}{
-		{"no brokers", rocketmqtest.WithBrokers(0)},
-		{"too many brokers", rocketmqtest.WithBrokers(rocketmqtest.MaxBrokers + 1)},
-		{"no queues", rocketmqtest.WithQueues(0)},
-		{"empty delay table", rocketmqtest.WithDelayLevels()},
-		{"negative delay", rocketmqtest.WithDelayLevels(-time.Second)},
-		{"empty cluster", rocketmqtest.WithClusterName("")},
-		{"zero expiry", rocketmqtest.WithChannelExpiry(0)},
-		{"zero idle timeout", rocketmqtest.WithIdleTimeout(0)},
-		{"frame bound below one frame", rocketmqtest.WithFrameBytesInFlight(rocketmqtest.MinFrameBytesInFlight - 1)},
-		{"negative retention", rocketmqtest.WithRetention(-1, 0)},
-		{"name server address without port", rocketmqtest.WithNameServerAddr("127.0.0.1")},
-		{"name server host name", rocketmqtest.WithNameServerAddr("localhost:0")},
-		{"bad broker port", rocketmqtest.WithBrokerAddrs("127.0.0.1:http-nope")},
-		{"more broker addresses than brokers", rocketmqtest.WithBrokerAddrs("127.0.0.1:0", "127.0.0.1:0")},
+		{"no brokers", rocketmqtest.WithBrokers(0), `rocketmqtest: WithBrokers(0): outside [1, 16]`},
+		{"too many brokers", rocketmqtest.WithBrokers(rocketmqtest.MaxBrokers + 1), `rocketmqtest: WithBrokers(17): outside [1, 16]`},
+		{"no queues", rocketmqtest.WithQueues(0), `rocketmqtest: WithQueues(0): outside`},
+		{"empty delay table", rocketmqtest.WithDelayLevels(), `rocketmqtest: WithDelayLevels(): empty table`},
+		{"negative delay", rocketmqtest.WithDelayLevels(-time.Second), `rocketmqtest: WithDelayLevels: level 1 is negative (-1s)`},
+		{"empty cluster", rocketmqtest.WithClusterName(""), `rocketmqtest: WithClusterName(""): empty`},
+		{"zero expiry", rocketmqtest.WithChannelExpiry(0), `rocketmqtest: WithChannelExpiry(0s): not positive`},
+		{"zero idle timeout", rocketmqtest.WithIdleTimeout(0), `rocketmqtest: WithIdleTimeout(0s): not positive`},
+		{"frame bound below one frame", rocketmqtest.WithFrameBytesInFlight(rocketmqtest.MinFrameBytesInFlight - 1), `rocketmqtest: WithFrameBytesInFlight(`},
+		{"negative retention", rocketmqtest.WithRetention(-1, 0), `rocketmqtest: WithRetention(-1, 0): negative`},
+		{"name server address without port", rocketmqtest.WithNameServerAddr("127.0.0.1"), `rocketmqtest: WithNameServerAddr: "127.0.0.1" is not host:port`},
+		{"name server host name", rocketmqtest.WithNameServerAddr("localhost:0"), `rocketmqtest: WithNameServerAddr: "localhost:0": host must be an IPv4 address`},
+		{"bad broker port", rocketmqtest.WithBrokerAddrs("127.0.0.1:http-nope"), `rocketmqtest: WithBrokerAddrs: address 0: "127.0.0.1:http-nope": bad port`},
+		{"more broker addresses than brokers", rocketmqtest.WithBrokerAddrs("127.0.0.1:0", "127.0.0.1:0"), `rocketmqtest: 2 broker addresses for 1 brokers`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if s, err := rocketmqtest.Run(tc.opt); err == nil {
+			s, err := rocketmqtest.Run(tc.opt)
+			if err == nil {
 				s.Close()
-				t.Error("Run accepted an invalid option")
+				t.Fatal("Run accepted an invalid option")
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("Run: %v, want an error starting %q", err, tc.want)
 			}
 		})
 	}

@@ -41,7 +41,7 @@ func Run(opts ...Option) (*Server, error) {
 		if o == nil {
 			continue
 		}
-		if err := o(&cfg); err != nil {
+		if err := o.apply(&cfg); err != nil {
 			return nil, err
 		}
 	}

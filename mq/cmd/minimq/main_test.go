@@ -154,7 +154,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"address without port", []string{"-addr", "localhost"}, 1, `"localhost" is not host:port`},
 		{"host name", []string{"-addr", "localhost:0"}, 1, "IPv4"},
 		{"negative retention", []string{"-addr", "127.0.0.1:0", "-retain-messages", "-1"}, 1, "negative"},
-		{"too many brokers", []string{"-brokers", "99"}, 1, "broker count 99"},
+		{"too many brokers", []string{"-brokers", "99"}, 1, "WithBrokers(99)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
