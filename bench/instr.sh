@@ -23,11 +23,20 @@
 # anyway, and idle Ps spinning for work would add counts that depend on
 # timing) and GODEBUG=asyncpreemptoff=1 (callgrind 3.19 aborts on the
 # SIGURG preemption signals: "vgCallgrind_post_signal: Assertion").
+#
+# GOGC=off by default: a collection costs millions of instructions and
+# how many fall between the N1 and N2 runs is a whole number that moves
+# by one with a few bytes more or less, a step of several percent per op.
+# Without the collector the count is the work of the calls themselves;
+# what they allocate, and so what they will cost the collector, is in the
+# B/op and allocs/op columns of the same benchmark lines (-benchmem), and
+# GOGC=100 ./instr.sh counts with the collector on.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 what=${1:-all}
 reps=${REPS:-2}
+gogc=${GOGC:-off}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 bin=$work/bench.test
@@ -37,7 +46,7 @@ go test -c -o "$bin" .
 # running sub-benchmark SUB (an anchored -test.bench pattern) N times.
 count() {
 	local log=$work/run.log
-	if ! GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --cache-sim=no \
+	if ! GOGC=$gogc GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --cache-sim=no \
 		--callgrind-out-file="$work/callgrind.out" \
 		"$bin" -test.run '^$' -test.bench "$1" -test.benchtime="$2x" >"$log" 2>&1; then
 		echo "instr.sh: $1 at $2x failed:" >&2
@@ -100,7 +109,7 @@ ratio() {
 
 header() {
 	echo "# instr.sh $1 $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ../rpc ../tagctx ../mq || echo +dirty)"
-	echo "# $(go version) $(valgrind --version) GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 callgrind --cache-sim=no reps=$reps"
+	echo "# $(go version) $(valgrind --version) GOGC=$gogc GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 callgrind --cache-sim=no reps=$reps"
 }
 
 if [ "$what" = all ] || [ "$what" = grpc ]; then
