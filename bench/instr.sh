@@ -17,7 +17,10 @@
 #
 # MQ: kind=preload starts the broker and sends the messages and consumes
 # none; its per-op count is subtracted from the plain and stable sides',
-# leaving each consumer's own work per message.
+# leaving each consumer's own work per message. kind=stable-hourly is the
+# stable consumer reading lane liveness hourly instead of every 250 ms (see
+# BenchmarkMQConsumeInstr): its per-message work without the refreshes,
+# which valgrind's slowness multiplies per message.
 #
 # Go under valgrind: GOMAXPROCS=1 (valgrind runs one thread at a time
 # anyway, and idle Ps spinning for work would add counts that depend on
@@ -146,8 +149,10 @@ if [ "$what" = all ] || [ "$what" = mq ]; then
 			measure "$n1" "$n2" \
 				preload="$p/^kind=preload\$" \
 				plain="$p/^kind=plain\$" \
-				stable="$p/^kind=stable\$" | tee "$work/$handler"
+				stable="$p/^kind=stable\$" \
+				stable-hourly="$p/^kind=stable-hourly\$" | tee "$work/$handler"
 			summary preload <"$work/$handler" | tee "$work/$handler.sum"
+			ratio plain stable-hourly 8 <"$work/$handler.sum" | sed 's|ratio plain/stable-hourly|stable-hourly-%-of-plain (consumer work only)|'
 			# throughput is the inverse of the work per message:
 			# stable's throughput in percent of plain's is plain's count
 			# over stable's
