@@ -25,8 +25,17 @@ perfn() {
 		--callgrind-out-file="$work/cg.out" \
 		"$work/bench.test" -test.run '^$' -test.bench "$1" -test.benchtime="$2x" >"$work/log" 2>&1 ||
 		{ tail -20 "$work/log" >&2; exit 1; }
-	callgrind_annotate --threshold=100 --inclusive=no "$work/cg.out" |
-		sed -nE 's/^ *([0-9,]+) \([ 0-9.]+%\)  (.*) \[[^]]*\]$/\1 \2/p' | tr -d , >"$3"
+	callgrind_annotate --threshold=100 --inclusive=no --auto=no "$work/cg.out" |
+		awk '
+		# "N (P%)  file:function [binary]"; the binary is left off where the
+		# file is one inlined into function: summed under function.
+		/^ *[0-9,]+ \( *[0-9.]+%\)  / && !/PROGRAM TOTALS/ {
+			n = $1; gsub(/,/, "", n)
+			f = $0; sub(/^ *[0-9,]+ \( *[0-9.]+%\)  /, "", f)
+			sub(/ \[[^]]*\]$/, "", f); sub(/^[^:]*:/, "", f)
+			c[f] += n
+		}
+		END { for (f in c) print c[f], f }' >"$3"
 }
 perfn "$side" "$n1" "$work/s1"
 perfn "$side" "$n2" "$work/s2"
@@ -59,6 +68,6 @@ awk -v d="$((n2 - n1))" -v top="$top" '
 		close(cmd)
 		printf "\ntaglane functions on side (exclusive per op):\n"
 		cmd = "sort -k1,1gr"
-		for (n in ss) if (n ~ /taglane\/taglane\/(rpc|tagctx|mq|httpmw)[.\/]/ && ss[n] > 0.5) printf "%12.1f %s\n", ss[n], n | cmd
+		for (n in ss) if (n ~ /^github.com\/taglane\/taglane\/(rpc|tagctx|mq|httpmw)[.\/]/ && ss[n] > 0.5) printf "%12.1f %s\n", ss[n], n | cmd
 		close(cmd)
 	}' "$work/s1" "$work/s2" "$work/b1" "$work/b2"
