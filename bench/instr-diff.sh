@@ -28,11 +28,13 @@ perfn() {
 	callgrind_annotate --threshold=100 --inclusive=no --auto=no "$work/cg.out" |
 		awk '
 		# "N (P%)  file:function [binary]"; the binary is left off where the
-		# file is one inlined into function: summed under function.
+		# file is one inlined into function: summed under function, as are
+		# the activations callgrind tells apart with a quote and a number
+		# after the name (recursion, and goroutine switches it takes for calls).
 		/^ *[0-9,]+ \( *[0-9.]+%\)  / && !/PROGRAM TOTALS/ {
 			n = $1; gsub(/,/, "", n)
 			f = $0; sub(/^ *[0-9,]+ \( *[0-9.]+%\)  /, "", f)
-			sub(/ \[[^]]*\]$/, "", f); sub(/^[^:]*:/, "", f)
+			sub(/ \[[^]]*\]$/, "", f); sub(/^[^:]*:/, "", f); sub(/\047[0-9]+$/, "", f)
 			c[f] += n
 		}
 		END { for (f in c) print c[f], f }' >"$3"
