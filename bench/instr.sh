@@ -7,6 +7,7 @@
 #   ./instr.sh            # gRPC then MQ, ~15 minutes
 #   ./instr.sh grpc       # or: mq
 #   N1=200 N2=2000 REPS=2 ./instr.sh grpc
+#   ONLY='^(plain|taglane-untagged)$' ./instr.sh grpc   # some sides only
 #
 # Each side is one sub-benchmark, run alone (-test.bench selects it) from
 # the compiled test binary at two iteration counts N1 < N2 (-test.benchtime
@@ -76,6 +77,7 @@ measure() {
 	for rep in $(seq "$reps"); do
 		for spec in "$@"; do
 			name=${spec%%=*} pat=${spec#*=}
+			[[ $name =~ ${ONLY:-.} ]] || continue
 			ir1=$(count "$pat" "$n1")
 			ir2=$(count "$pat" "$n2")
 			echo "side $name rep $rep n1 $n1 ir1 $ir1 n2 $n2 ir2 $ir2 perop $(((ir2 - ir1) / (n2 - n1)))"
@@ -107,7 +109,7 @@ summary() {
 ratio() {
 	awk -v a="$1" -v b="$2" -v f="${3:-4}" '
 	$1 == "mean" { v[$2] = $f }
-	END { printf "ratio %s/%s %.2f%%\n", a, b, 100 * v[a] / v[b] }'
+	END { if (v[a] != "" && v[b] > 0) printf "ratio %s/%s %.2f%%\n", a, b, 100 * v[a] / v[b] }'
 }
 
 header() {
