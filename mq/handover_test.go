@@ -92,6 +92,12 @@ func TestTakeoverTwoTopics(t *testing.T) {
 	for _, b := range waitLostBodies {
 		t.Errorf("lost %s", b)
 	}
+	waitFor(t, 10*time.Second, func() string {
+		if n := stable.Stats().Takeovers; n < 1 {
+			return "the takeover did not complete"
+		}
+		return ""
+	})
 	st := stable.Stats()
 	if st.NotHandedOver != 1 {
 		t.Errorf("the takeover left out %d messages as handled by the leader, want 1 (handled-blue)", st.NotHandedOver)

@@ -285,7 +285,7 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 			if !t.IsZero() && (rej != nil || mt != t) {
 				continue
 			}
-			if done != nil && done.has(msgPos{brokerName, q.ID, m.QueueOffset}) {
+			if done != nil && done.has(msgPos{q.Topic, brokerName, q.ID, m.QueueOffset}) {
 				c.notHandedOver.Add(1)
 				continue
 			}
