@@ -109,3 +109,80 @@ func TestTakeoverTwoTopics(t *testing.T) {
 	}
 	t.Logf("stats %+v, duplicates %d", st, rec.Duplicates("skipped-blue", "handled-blue"))
 }
+
+// TestLaneLifeUnseenByPausedLeader: the takeover leader is paused (as by a
+// GC pause or a stalled refresh) for less than the staleness bound, and a
+// lane instance lives entirely inside that pause: it starts from the
+// offsets the leader keeps up, the other stable instance sees it and skips
+// its tag, and it dies before handling or committing anything. The leader
+// never saw it: its answers before and after the pause both say
+// "offline", less than the staleness bound apart. Keeping the lane's
+// offsets up with stable's committed offsets must not move them past what
+// the other instance skipped.
+func TestLaneLifeUnseenByPausedLeader(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "unseen"
+	if err := s.CreateTopic(topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	rec := new(rocketmqtest.Recorder)
+	// A staleness bound of seconds leaves room for the lane's whole life
+	// inside a pause shorter than it.
+	const staleness = 4 * time.Second
+	st := []*mq.Consumer{
+		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-0"), rec, mq.WithStaleness(staleness)),
+		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-1"), rec, mq.WithStaleness(staleness)),
+	}
+	// A first blue instance comes and goes; the leader takes over (nothing
+	// to hand over) and keeps the lane's offsets up from then on.
+	first := startConsumer(t, s, "svc", topic, "blue", rec.Handler("blue"), rec)
+	for _, c := range st {
+		waitOnline(t, c, "blue")
+	}
+	first.Shutdown()
+	leader := leaderOf(t, st)
+	waitFor(t, 20*time.Second, func() string {
+		if st[leader].Stats().Takeovers == 0 {
+			return "the leader completed no takeover"
+		}
+		return ""
+	})
+	other := st[1-leader]
+
+	resume := mq.Freeze(st[leader])
+	paused := time.Now()
+	g := newGate(t)
+	g.dead.Store(true) // it handles nothing
+	second := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
+	waitOnline(t, other, "blue")
+	p := newProducer(t, s)
+	blue := bodies("unseen-blue", 20)
+	send(t, p, topic, "blue", blue)
+	waitFor(t, 10*time.Second, func() string {
+		if n := other.Stats().Skipped; n == 0 {
+			return "the other stable instance skipped no blue message"
+		}
+		return ""
+	})
+	crash(t, s, second, g)
+	pause := time.Since(paused)
+	resume()
+	if pause >= staleness-time.Second {
+		t.Skipf("the pause took %v, too close to the staleness bound %v for this sequence", pause, staleness)
+	}
+	// Untagged traffic afterwards moves stable's committed offsets past
+	// the skipped messages.
+	untagged := bodies("unseen-untagged", 20)
+	send(t, p, topic, "", untagged)
+	lost := waitLost(t, rec, 15*time.Second, append(append([]string{}, blue...), untagged...))
+	for i, b := range lost {
+		if i < 5 {
+			t.Errorf("lost %s", b)
+		}
+	}
+	t.Logf("paused %v; skipped by the other instance %d; lost %d; handed over %d+%d, takeovers %d+%d, duplicates %d", pause.Round(time.Millisecond),
+		other.Stats().Skipped, len(lost), st[0].Stats().Redelivered, st[1].Stats().Redelivered, st[0].Stats().Takeovers, st[1].Stats().Takeovers,
+		rec.Duplicates(blue...))
+}
