@@ -121,11 +121,19 @@ func (c *Consumer) takeoverTick() time.Duration {
 			written, err := c.takeover(ctx, j.tag, j.group, j.handled)
 			c.mu.Lock()
 			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.gen == j.gen && err == nil {
-				// The tracking stops with the next view: what this
-				// instance handles from now on is above the offsets
-				// the takeover moved the lane to.
-				ls.pending, ls.settled, ls.written, ls.handled = false, true, written, nil
 				c.takeovers.Add(1)
+				if ls.unwatched {
+					// A lane instance may have lived unseen during the
+					// wait and had its tag skipped past the max offsets
+					// read: a new offline period, taken over after the
+					// full delay from the offsets moved here.
+					ls.turnOffline(time.Now())
+				} else {
+					// The tracking stops with the next view: what this
+					// instance handles from now on is above the offsets
+					// the takeover moved the lane to.
+					ls.pending, ls.settled, ls.written, ls.handled = false, true, written, nil
+				}
 			}
 			c.mu.Unlock()
 		} else {
@@ -133,7 +141,12 @@ func (c *Consumer) takeoverTick() time.Duration {
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				ls := c.lanes[j.tag]
-				return ls != nil && !ls.online && ls.settled && ls.gen == j.gen
+				// The last answer must be recent enough that, with the
+				// probe keepUp just made, no lane instance whose Start
+				// returned could have lived unseen since: a refresh
+				// held up (a pause) has not yet published its lapse.
+				return ls != nil && !ls.online && ls.settled && ls.gen == j.gen &&
+					time.Since(ls.seenStart) <= c.watchGap()
 			}
 			written, relive, err := c.keepUp(ctx, j.group, j.written, still)
 			c.mu.Lock()
