@@ -20,6 +20,14 @@ const retryPrefix = "%RETRY%"
 // replay of history, no gap. "Never consumed" cannot be read from
 // QUERY_CONSUMER_OFFSET, which answers 0 for an unknown group; a group that
 // consumed or committed is listed by QUERY_TOPIC_CONSUME_BY_WHO.
+//
+// A listed lane resumes from its own offsets, except on a queue the broker
+// answers 22 QUERY_NOT_FOUND for (it has none there, and retention deleted
+// offset 0): a seed cut short by the lane's death, or a queue added since.
+// There the push consumer would start at the queue's max offset, above
+// what stable, behind by a backlog, skips for the lane once it sees it;
+// such a queue is seeded as a new lane's. (Where offset 0 is still stored,
+// the broker answers 0 and the lane replays the queue: duplicates only.)
 func (c *Consumer) seed(ctx context.Context) error {
 	for _, s := range c.topics() {
 		bs, err := c.admin.Route(ctx, s.topic)
@@ -31,20 +39,20 @@ func (c *Consumer) seed(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("mq: seed lane group %q: %w", c.group, err)
 			}
-			if slices.Contains(groups, c.group) {
-				continue // a restarted lane resumes from its own offsets
-			}
+			listed := slices.Contains(groups, c.group)
 			stablePresent := slices.Contains(groups, c.stable)
 			for id := range b.Queues {
 				q := admin.Queue{Addr: b.Addr, Topic: s.topic, ID: id}
-				var off int64
-				if stablePresent {
-					off, err = c.admin.CommittedOffset(ctx, q, c.stable)
-				} else {
-					// No stable group either: nobody owes this lane
-					// history; start at the end, as ConsumeFromLastOffset means.
-					off, err = c.admin.MaxOffset(ctx, q)
+				if listed {
+					_, err := c.admin.CommittedOffset(ctx, q, c.group)
+					if err == nil {
+						continue // a restarted lane resumes from its own offsets
+					}
+					if !errors.Is(err, admin.ErrOffsetNotFound) {
+						return fmt.Errorf("mq: seed lane group %q: %w", c.group, err)
+					}
 				}
+				off, err := c.seedOffset(ctx, q, stablePresent)
 				if err == nil {
 					err = c.admin.UpdateOffset(ctx, q, c.group, off)
 				}
@@ -55,6 +63,22 @@ func (c *Consumer) seed(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// seedOffset is where a lane starts on q: the stable group's committed
+// offset; the queue's min offset if stable has none there yet (its
+// consumer starts at the max offset of some earlier moment, not below the
+// min: a replay, no gap); the max offset if no stable group consumes the
+// topic on that broker (nobody owes this lane history; ConsumeFromLastOffset).
+func (c *Consumer) seedOffset(ctx context.Context, q admin.Queue, stablePresent bool) (int64, error) {
+	if !stablePresent {
+		return c.admin.MaxOffset(ctx, q)
+	}
+	off, err := c.admin.CommittedOffset(ctx, q, c.stable)
+	if errors.Is(err, admin.ErrOffsetNotFound) {
+		return c.admin.MinOffset(ctx, q)
+	}
+	return off, err
 }
 
 // takeoverDelay is how long the leader waits, after the end of the refresh
@@ -235,6 +259,12 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 // that offset is known (read, and written if it moved).
 func (c *Consumer) handoverQueue(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, laneGroup string, done *handledSet) (int64, bool, error) {
 	lo, err := c.admin.CommittedOffset(ctx, q, laneGroup)
+	if errors.Is(err, admin.ErrOffsetNotFound) {
+		// The lane group has no offset here and retention deleted offset
+		// 0: what the lane consumed there, if anything, is unknown, so
+		// everything still stored is handed over (duplicates, no gap).
+		lo, err = c.admin.MinOffset(ctx, q)
+	}
 	if err != nil {
 		return 0, false, err
 	}
