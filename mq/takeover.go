@@ -312,7 +312,9 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 		}
 		if len(r.Msgs) == 0 {
 			if r.Next <= off {
-				return off, nil // nothing more the broker will give
+				// The broker gives nothing below the max offset read
+				// before: settling here would leave [off, hi) to no one.
+				return off, fmt.Errorf("mq: hand over %s: no message at %d, below the max offset %d", q, off, hi)
 			}
 			off = min(r.Next, hi)
 			continue
@@ -370,8 +372,9 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 // retry topic and moves the lane's offsets up to the stable group's
 // committed offsets, which stable reached handling the tag itself, so a
 // lane restarted later does not replay them. relive reports that someone
-// else moved the lane's offsets: the lane lived between two refreshes, and
-// its skipped messages need a full takeover again. still reports whether
+// else moved the lane's offsets (the lane lived between two refreshes), or
+// that the routes now hold a queue the takeover did not cover: its skipped
+// messages need a full takeover again. still reports whether
 // this instance's state still has the lane settled in the same offline
 // period.
 //
@@ -383,6 +386,20 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 // written here, and stable skips for it only messages it had not consumed
 // yet, at or above its committed offset.
 func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[admin.Queue]int64, still func() bool) (map[admin.Queue]int64, bool, error) {
+	// A queue the takeover did not cover (its broker was missing from the
+	// route then, or the topic grew since) may hold messages stable skipped
+	// for the lane: hand over in full again, now that it is there.
+	if routes, ok := c.brokersOf(ctx); ok {
+		for topic, bs := range routes {
+			for _, b := range bs {
+				for id := range b.Queues {
+					if _, covered := written[admin.Queue{Addr: b.Addr, Topic: topic, ID: id}]; !covered {
+						return nil, true, nil
+					}
+				}
+			}
+		}
+	}
 	var errs []error
 	if err := c.drainRetry(ctx, laneGroup); err != nil {
 		errs = append(errs, err)
