@@ -117,6 +117,9 @@ func TestChaos(t *testing.T) {
 	// Stable instances pause too (as by SIGSTOP or a long GC pause), one
 	// at a time, for up to three staleness bounds: their beliefs go stale
 	// under them while lanes come and go.
+	// MQ_CHAOS_STABLE_RESTARTS=1 restarts stable instances too.
+	restartStables := os.Getenv("MQ_CHAOS_STABLE_RESTARTS") != ""
+	restarts := 0
 	var (
 		resume               func()
 		resumeAt             time.Time
@@ -138,6 +141,18 @@ func TestChaos(t *testing.T) {
 			resume()
 			resume = nil
 			event("resumed")
+		}
+		if restartStables && resume == nil && rng.IntN(15) == 0 {
+			// A stable instance restarts: its queues move to the other
+			// and back, its last commit may come late, and leadership
+			// may change hands.
+			i := rng.IntN(len(stables))
+			wasLeader := stables[i].Leader()
+			stables[i].Shutdown()
+			stables[i] = startMulti(t, s, "", stableHandler(fmt.Sprintf("stable-%d", i)), topics)
+			restarts++
+			event("restarted stable-%d (leader %v)", i, wasLeader)
+			continue
 		}
 		if resume == nil && rng.IntN(8) == 0 {
 			i := rng.IntN(len(stables))
@@ -235,8 +250,8 @@ func TestChaos(t *testing.T) {
 			lost++
 		}
 	}
-	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; stable pauses %d (of the leader %d, longer than the staleness bound %d); %d retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
-		len(all), starts, stops, kills, pauses, leaderPauses, longPauses, len(retried), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
+	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; stable pauses %d (of the leader %d, longer than the staleness bound %d), restarts %d; %d retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
+		len(all), starts, stops, kills, pauses, leaderPauses, longPauses, restarts, len(retried), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
 	if len(all) < 2000 {
 		t.Errorf("only %d messages sent, want thousands", len(all))
 	}
