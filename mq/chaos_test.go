@@ -221,6 +221,13 @@ func TestChaos(t *testing.T) {
 				t.Logf("lost %s at %s", b, where[b])
 			}
 		}
+		// Who the brokers still list, and what the stables believe.
+		for _, tag := range []string{"a", "b", "c"} {
+			t.Logf("group %s_svc: members %q", tag, s.OnlineConsumers(tag+"_svc"))
+		}
+		for i, c := range stables {
+			t.Logf("stable-%d: leader %v, online %v, stats %+v", i, c.Leader(), c.Online(), c.Stats())
+		}
 	}
 	for i, b := range lostBodies {
 		if i == 10 {
