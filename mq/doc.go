@@ -49,7 +49,11 @@
 // answers 0 for them, which would replay the topic's history. So a lane
 // consumer not yet listed by code 300 first copies the stable group's
 // committed offsets to its own group: it starts where stable is. A
-// restarted lane resumes from its own offsets. Start then waits, bounded
+// restarted lane resumes from its own offsets; a queue it has none on
+// while retention deleted offset 0 (the broker answers 22, and the client
+// would start at the max offset, above what a lagging stable skips: a seed
+// cut short by a crash, a queue added since) is seeded the same way, and a
+// takeover hands over such a queue from its min offset. Start then waits, bounded
 // by WithStartWait, until the stable consumers see the lane (WaitVisible):
 // the brokers list it, and one refresh interval plus the takeover margin
 // has passed. Messages of the lane's tag sent after Start returns go to the
