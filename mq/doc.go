@@ -89,7 +89,9 @@
 // stable's committed offsets (after checking again that the lane is still
 // offline), so a lane restarted later does not replay what stable handled
 // meanwhile. If the lane's offsets moved under it, the lane lived between
-// two refreshes, and a full takeover runs again; so does a lapse between
+// two refreshes, and a full takeover runs again; so it does if the routes
+// now hold a queue the takeover did not cover (its broker was missing from
+// the route then), and after a lapse between
 // two of the leader's answers about the lane (from the start of one
 // refresh to the end of the next) longer than the watch gap, the refresh
 // interval plus the takeover margin: the leader paused, or its refreshes
