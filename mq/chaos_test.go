@@ -19,7 +19,8 @@ import (
 
 // TestChaos: lanes start, stop and crash, and stable instances (the leader
 // or not) pause, at random while producers send thousands of mixed
-// messages; no message is lost. MQ_CHAOS_SEED replays a
+// messages on two topics, and handlers, lanes' and stable's, ask for some
+// retries; no message is lost. MQ_CHAOS_SEED replays a
 // run.
 func TestChaos(t *testing.T) {
 	t.Parallel()
@@ -40,20 +41,50 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2), rocketmqtest.WithDelayLevels(100*time.Millisecond))
-	const topic = "chaos"
-	if err := s.CreateTopic(topic, 2); err != nil {
-		t.Fatal(err)
+	// Two topics whose queues share broker names, IDs and offsets: what a
+	// takeover leaves out as handled must be told apart by topic.
+	topics := []string{"chaos", "chaos-2"}
+	for _, topic := range topics {
+		if err := s.CreateTopic(topic, 2); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rec := new(rocketmqtest.Recorder)
+	var (
+		retryMu sync.Mutex
+		retried = map[string]bool{}
+	)
+	// Stable asks for a retry of some messages once too, so messages come
+	// back from its own retry topic, whose queue positions collide with
+	// the topics' as well.
+	stableHandler := func(name string) mq.Handler {
+		var mu sync.Mutex
+		r := rand.New(rand.NewPCG(rng.Uint64(), 2))
+		h := rec.Handler(name)
+		return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			mu.Lock()
+			fail := r.Float64() < 0.01
+			mu.Unlock()
+			if fail && msgs[0].ReconsumeTimes == 0 {
+				retryMu.Lock()
+				for _, m := range msgs {
+					retried[string(m.Body)] = true
+				}
+				retryMu.Unlock()
+				return consumer.ConsumeRetryLater, nil
+			}
+			return h(ctx, msgs...)
+		}
+	}
 	stables := []*mq.Consumer{
-		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-0"), rec),
-		startConsumer(t, s, "svc", topic, "", rec.Handler("stable-1"), rec),
+		startMulti(t, s, "", stableHandler("stable-0"), topics),
+		startMulti(t, s, "", stableHandler("stable-1"), topics),
 	}
 	p := newProducer(t, s)
 	tags := []string{"", "a", "b", "c", "d"} // d never has a lane
 	streams := []*stream{
-		startStream(t, p, topic, "s0", time.Millisecond, tags...),
-		startStream(t, p, topic, "s1", time.Millisecond, tags...),
+		startStream(t, p, topics[0], "s0", time.Millisecond, tags...),
+		startStream(t, p, topics[1], "s1", time.Millisecond, tags...),
 	}
 
 	type lane struct {
@@ -63,8 +94,6 @@ func TestChaos(t *testing.T) {
 	var (
 		running              = map[string]*lane{}
 		starts, stops, kills int
-		retryMu              sync.Mutex
-		retried              = map[string]bool{}
 	)
 	// Lanes ask for a retry of some messages once, so their retry topics
 	// fill up and must be drained when they go offline.
@@ -88,6 +117,9 @@ func TestChaos(t *testing.T) {
 	// Stable instances pause too (as by SIGSTOP or a long GC pause), one
 	// at a time, for up to three staleness bounds: their beliefs go stale
 	// under them while lanes come and go.
+	// MQ_CHAOS_STABLE_RESTARTS=1 restarts stable instances too.
+	restartStables := os.Getenv("MQ_CHAOS_STABLE_RESTARTS") != ""
+	restarts := 0
 	var (
 		resume               func()
 		resumeAt             time.Time
@@ -109,6 +141,18 @@ func TestChaos(t *testing.T) {
 			resume()
 			resume = nil
 			event("resumed")
+		}
+		if restartStables && resume == nil && rng.IntN(15) == 0 {
+			// A stable instance restarts: its queues move to the other
+			// and back, its last commit may come late, and leadership
+			// may change hands.
+			i := rng.IntN(len(stables))
+			wasLeader := stables[i].Leader()
+			stables[i].Shutdown()
+			stables[i] = startMulti(t, s, "", stableHandler(fmt.Sprintf("stable-%d", i)), topics)
+			restarts++
+			event("restarted stable-%d (leader %v)", i, wasLeader)
+			continue
 		}
 		if resume == nil && rng.IntN(8) == 0 {
 			i := rng.IntN(len(stables))
@@ -132,7 +176,7 @@ func TestChaos(t *testing.T) {
 		switch {
 		case l == nil:
 			g := newGate(t)
-			c := startConsumer(t, s, "svc", topic, tag, g.wrap(laneHandler(tag, 0.02)), rec)
+			c := startMulti(t, s, tag, g.wrap(laneHandler(tag, 0.02)), topics)
 			running[tag] = &lane{c, g}
 			starts++
 			event("lane %s started", tag)
@@ -166,14 +210,23 @@ func TestChaos(t *testing.T) {
 			t.Log(e)
 		}
 		where := map[string]string{}
-		for _, m := range s.Messages(topic) {
-			where[string(m.Body)] = fmt.Sprintf("%s/q%d@%d stored %s", m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset,
-				time.UnixMilli(m.StoreTimestamp).Sub(t0).Round(time.Millisecond))
+		for _, topic := range topics {
+			for _, m := range s.Messages(topic) {
+				where[string(m.Body)] = fmt.Sprintf("%s %s/q%d@%d stored %s", topic, m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset,
+					time.UnixMilli(m.StoreTimestamp).Sub(t0).Round(time.Millisecond))
+			}
 		}
 		for i, b := range lostBodies {
 			if i < 10 {
 				t.Logf("lost %s at %s", b, where[b])
 			}
+		}
+		// Who the brokers still list, and what the stables believe.
+		for _, tag := range []string{"a", "b", "c"} {
+			t.Logf("group %s_svc: members %q", tag, s.OnlineConsumers(tag+"_svc"))
+		}
+		for i, c := range stables {
+			t.Logf("stable-%d: leader %v, online %v, stats %+v", i, c.Leader(), c.Online(), c.Stats())
 		}
 	}
 	for i, b := range lostBodies {
@@ -183,7 +236,7 @@ func TestChaos(t *testing.T) {
 		retryMu.Lock()
 		r := retried[b]
 		retryMu.Unlock()
-		t.Errorf("lost %s (a lane asked to retry it: %v)", b, r)
+		t.Errorf("lost %s (a handler asked to retry it: %v)", b, r)
 	}
 	got := rec.ByBody()
 	misroutes := 0
@@ -204,8 +257,8 @@ func TestChaos(t *testing.T) {
 			lost++
 		}
 	}
-	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; stable pauses %d (of the leader %d, longer than the staleness bound %d); %d lane retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
-		len(all), starts, stops, kills, pauses, leaderPauses, longPauses, len(retried), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
+	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; stable pauses %d (of the leader %d, longer than the staleness bound %d), restarts %d; %d retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
+		len(all), starts, stops, kills, pauses, leaderPauses, longPauses, restarts, len(retried), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
 	if len(all) < 2000 {
 		t.Errorf("only %d messages sent, want thousands", len(all))
 	}

@@ -49,7 +49,11 @@
 // answers 0 for them, which would replay the topic's history. So a lane
 // consumer not yet listed by code 300 first copies the stable group's
 // committed offsets to its own group: it starts where stable is. A
-// restarted lane resumes from its own offsets. Start then waits, bounded
+// restarted lane resumes from its own offsets; a queue it has none on
+// while retention deleted offset 0 (the broker answers 22, and the client
+// would start at the max offset, above what a lagging stable skips: a seed
+// cut short by a crash, a queue added since) is seeded the same way, and a
+// takeover hands over such a queue from its min offset. Start then waits, bounded
 // by WithStartWait, until the stable consumers see the lane (WaitVisible):
 // the brokers list it, and one refresh interval plus the takeover margin
 // has passed. Messages of the lane's tag sent after Start returns go to the
@@ -85,9 +89,15 @@
 // stable's committed offsets (after checking again that the lane is still
 // offline), so a lane restarted later does not replay what stable handled
 // meanwhile. If the lane's offsets moved under it, the lane lived between
-// two refreshes, and a full takeover runs again; so does a gap longer than
-// the staleness bound between two of the leader's answers about the lane
-// (the leader paused, or its refreshes failed).
+// two refreshes, and a full takeover runs again; so it does if the routes
+// now hold a queue the takeover did not cover (its broker was missing from
+// the route then), and after a lapse between
+// two of the leader's answers about the lane (from the start of one
+// refresh to the end of the next) longer than the watch gap, the refresh
+// interval plus the takeover margin: the leader paused, or its refreshes
+// were slow or failed, and a lane instance may have lived unseen. A lapse
+// while a takeover waits makes another follow it; one longer than the
+// staleness bound restarts the wait.
 //
 // # What is guaranteed, and what is assumed
 //
@@ -116,12 +126,14 @@
 // messages wait, nothing is lost). (3) A lane instance does not start,
 // have its tag skipped and die without committing, all between two
 // consecutive answers of the leader about it, or the leader never learns
-// that the lane lived. Those answers come every refresh interval (250 ms
-// by default); a gap longer than the staleness bound (a paused leader,
-// failing refreshes) restarts the wait or the takeover, so the window is
-// below 1 s, and a lane consumer's Start alone keeps it listed for about
-// half that. (4) Only the lane consumer and the stable leader write a lane
-// group's offsets.
+// that the lane lived. Answers further apart than the watch gap (500 ms by
+// default) count as a lapse (see above), and WaitVisible keeps a starting
+// lane listed for that long before Start returns, so a probe sees every
+// lane instance whose Start returned: what is assumed is only that an
+// instance dying inside its own Start (or started WithStartWait(0)) and
+// listed for less than the watch gap is not both missed by the leader and
+// skipped for by another stable instance. (4) Only the lane consumer and
+// the stable leader write a lane group's offsets.
 //
 // # Delays with the defaults
 //

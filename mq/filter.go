@@ -103,8 +103,13 @@ func (f *filter) verdict(t tagctx.Tag, rej error, retry bool, online map[tagctx.
 // maxTracked caps a handledSet.
 const maxTracked = 1 << 20
 
-// msgPos identifies a message in a topic's queue.
+// msgPos identifies a message in a topic's queue. The topic is the queue's
+// (a redelivery's is the group's retry topic, not the message's): queues
+// of different topics share broker names, IDs and offsets, and a position
+// of one taken for another's would make a takeover leave out a message
+// nobody handled.
 type msgPos struct {
+	topic  string
 	broker string
 	queue  int
 	offset int64
@@ -125,7 +130,7 @@ func (h *handledSet) add(m *primitive.MessageExt) {
 	// Past the cap (a takeover that cannot complete for long), forgetting
 	// costs only duplicates.
 	if len(h.m) < maxTracked {
-		h.m[msgPos{m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset}] = struct{}{}
+		h.m[msgPos{m.Queue.Topic, m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset}] = struct{}{}
 	}
 	h.mu.Unlock()
 }

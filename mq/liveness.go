@@ -26,7 +26,17 @@ type laneState struct {
 	// seen is the end of the last refresh with a definite answer: a longer
 	// gap than the staleness bound before the next one means nobody here
 	// watched the lane meanwhile (a pause, failing refreshes).
-	seen         time.Time
+	seen time.Time
+	// seenStart is the start of that refresh. A lane instance listed for
+	// longer than the watch gap (see watchGap) is seen by one of two
+	// consecutive answers whose refreshes span at most that, end to start.
+	seenStart time.Time
+	// unwatched: during this offline period two consecutive answers
+	// spanned more than the watch gap, so a lane instance may have lived
+	// unseen in between, and had its tag skipped past what the pending
+	// takeover reads. The takeover then does not settle the lane: a new
+	// offline period, handed over in full, follows it.
+	unwatched    bool
 	offlineN     int       // consecutive offline answers while online
 	offlineFrom  time.Time // end of the first of those answers
 	offlineSince time.Time // end of the first answer of this offline period
@@ -51,7 +61,7 @@ type laneState struct {
 // answer first said so) with a takeover pending.
 func (ls *laneState) turnOffline(at time.Time) {
 	ls.online, ls.offlineN = false, 0
-	ls.offlineSince, ls.pending, ls.settled, ls.written = at, true, false, nil
+	ls.offlineSince, ls.pending, ls.settled, ls.written, ls.unwatched = at, true, false, nil, false
 	ls.handled = &handledSet{m: map[msgPos]struct{}{}}
 	ls.gen++
 }
@@ -236,7 +246,8 @@ func (c *Consumer) refresh(ctx context.Context) {
 			}
 		}
 		gap := !ls.seen.IsZero() && end.Sub(ls.seen) > c.cfg.staleness
-		ls.seen = end
+		unwatched := !ls.seenStart.IsZero() && end.Sub(ls.seenStart) > c.watchGap()
+		ls.seen, ls.seenStart = end, start
 		switch a {
 		case online:
 			ls.onlineAt = start
@@ -250,18 +261,31 @@ func (c *Consumer) refresh(ctx context.Context) {
 				if ls.offlineN == 0 || gap {
 					ls.offlineN, ls.offlineFrom = 0, end
 				}
+				// An instance unseen between two offline answers of
+				// the hysteresis lived after the first one, which
+				// the takeover delay counts from.
+				missed := unwatched && ls.offlineN > 0
 				ls.offlineN++
 				if ls.offlineN >= c.cfg.offlineAfter {
 					ls.turnOffline(ls.offlineFrom)
+					ls.unwatched = missed
 				}
 			case gap && ls.pending:
 				// Nobody here watched the lane for longer than the
 				// staleness bound: it may have lived meanwhile and had
 				// its tag skipped, so the wait starts again.
 				ls.offlineSince = end
-			case gap:
-				// The same after a completed takeover: a new offline
-				// period, handed over in full (duplicates at worst).
+			case unwatched && ls.pending:
+				// A shorter lapse: an instance may have lived unseen
+				// and had its tag skipped, possibly past the max offsets
+				// the takeover reads; the takeover goes on, and another
+				// follows it (see laneState.unwatched).
+				ls.unwatched = true
+			case gap || unwatched:
+				// The same after a completed takeover: keeping the
+				// lane's offsets up could move them past what was
+				// skipped for it. A new offline period, handed over in
+				// full (duplicates at worst).
 				ls.turnOffline(end)
 			}
 		}
@@ -301,6 +325,16 @@ func (c *Consumer) refresh(ctx context.Context) {
 		next.until = minTime(old.until, until)
 	}
 	c.view.Store(next)
+}
+
+// watchGap is the longest span, from the start of one refresh to the end
+// of the next, over which two consecutive answers about a lane are sure to
+// see any lane instance whose Start returned: WaitVisible keeps a starting
+// lane listed on every broker for a refresh interval plus the takeover
+// margin before it returns, so a probe falls inside that listing. A longer
+// span (a pause, a slow or failing refresh) may hide a whole lane life.
+func (c *Consumer) watchGap() time.Duration {
+	return c.cfg.refresh + c.cfg.takeoverMargin
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -20,6 +20,14 @@ const retryPrefix = "%RETRY%"
 // replay of history, no gap. "Never consumed" cannot be read from
 // QUERY_CONSUMER_OFFSET, which answers 0 for an unknown group; a group that
 // consumed or committed is listed by QUERY_TOPIC_CONSUME_BY_WHO.
+//
+// A listed lane resumes from its own offsets, except on a queue the broker
+// answers 22 QUERY_NOT_FOUND for (it has none there, and retention deleted
+// offset 0): a seed cut short by the lane's death, or a queue added since.
+// There the push consumer would start at the queue's max offset, above
+// what stable, behind by a backlog, skips for the lane once it sees it;
+// such a queue is seeded as a new lane's. (Where offset 0 is still stored,
+// the broker answers 0 and the lane replays the queue: duplicates only.)
 func (c *Consumer) seed(ctx context.Context) error {
 	for _, s := range c.topics() {
 		bs, err := c.admin.Route(ctx, s.topic)
@@ -31,20 +39,20 @@ func (c *Consumer) seed(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("mq: seed lane group %q: %w", c.group, err)
 			}
-			if slices.Contains(groups, c.group) {
-				continue // a restarted lane resumes from its own offsets
-			}
+			listed := slices.Contains(groups, c.group)
 			stablePresent := slices.Contains(groups, c.stable)
 			for id := range b.Queues {
 				q := admin.Queue{Addr: b.Addr, Topic: s.topic, ID: id}
-				var off int64
-				if stablePresent {
-					off, err = c.admin.CommittedOffset(ctx, q, c.stable)
-				} else {
-					// No stable group either: nobody owes this lane
-					// history; start at the end, as ConsumeFromLastOffset means.
-					off, err = c.admin.MaxOffset(ctx, q)
+				if listed {
+					_, err := c.admin.CommittedOffset(ctx, q, c.group)
+					if err == nil {
+						continue // a restarted lane resumes from its own offsets
+					}
+					if !errors.Is(err, admin.ErrOffsetNotFound) {
+						return fmt.Errorf("mq: seed lane group %q: %w", c.group, err)
+					}
 				}
+				off, err := c.seedOffset(ctx, q, stablePresent)
 				if err == nil {
 					err = c.admin.UpdateOffset(ctx, q, c.group, off)
 				}
@@ -55,6 +63,22 @@ func (c *Consumer) seed(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// seedOffset is where a lane starts on q: the stable group's committed
+// offset; the queue's min offset if stable has none there yet (its
+// consumer starts at the max offset of some earlier moment, not below the
+// min: a replay, no gap); the max offset if no stable group consumes the
+// topic on that broker (nobody owes this lane history; ConsumeFromLastOffset).
+func (c *Consumer) seedOffset(ctx context.Context, q admin.Queue, stablePresent bool) (int64, error) {
+	if !stablePresent {
+		return c.admin.MaxOffset(ctx, q)
+	}
+	off, err := c.admin.CommittedOffset(ctx, q, c.stable)
+	if errors.Is(err, admin.ErrOffsetNotFound) {
+		return c.admin.MinOffset(ctx, q)
+	}
+	return off, err
 }
 
 // takeoverDelay is how long the leader waits, after the end of the refresh
@@ -121,11 +145,19 @@ func (c *Consumer) takeoverTick() time.Duration {
 			written, err := c.takeover(ctx, j.tag, j.group, j.handled)
 			c.mu.Lock()
 			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.gen == j.gen && err == nil {
-				// The tracking stops with the next view: what this
-				// instance handles from now on is above the offsets
-				// the takeover moved the lane to.
-				ls.pending, ls.settled, ls.written, ls.handled = false, true, written, nil
 				c.takeovers.Add(1)
+				if ls.unwatched {
+					// A lane instance may have lived unseen during the
+					// wait and had its tag skipped past the max offsets
+					// read: a new offline period, taken over after the
+					// full delay from the offsets moved here.
+					ls.turnOffline(time.Now())
+				} else {
+					// The tracking stops with the next view: what this
+					// instance handles from now on is above the offsets
+					// the takeover moved the lane to.
+					ls.pending, ls.settled, ls.written, ls.handled = false, true, written, nil
+				}
 			}
 			c.mu.Unlock()
 		} else {
@@ -133,7 +165,12 @@ func (c *Consumer) takeoverTick() time.Duration {
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				ls := c.lanes[j.tag]
-				return ls != nil && !ls.online && ls.settled && ls.gen == j.gen
+				// The last answer must be recent enough that, with the
+				// probe keepUp just made, no lane instance whose Start
+				// returned could have lived unseen since: a refresh
+				// held up (a pause) has not yet published its lapse.
+				return ls != nil && !ls.online && ls.settled && ls.gen == j.gen &&
+					time.Since(ls.seenStart) <= c.watchGap()
 			}
 			written, relive, err := c.keepUp(ctx, j.group, j.written, still)
 			c.mu.Lock()
@@ -222,6 +259,12 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 // that offset is known (read, and written if it moved).
 func (c *Consumer) handoverQueue(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, laneGroup string, done *handledSet) (int64, bool, error) {
 	lo, err := c.admin.CommittedOffset(ctx, q, laneGroup)
+	if errors.Is(err, admin.ErrOffsetNotFound) {
+		// The lane group has no offset here and retention deleted offset
+		// 0: what the lane consumed there, if anything, is unknown, so
+		// everything still stored is handed over (duplicates, no gap).
+		lo, err = c.admin.MinOffset(ctx, q)
+	}
 	if err != nil {
 		return 0, false, err
 	}
@@ -269,7 +312,9 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 		}
 		if len(r.Msgs) == 0 {
 			if r.Next <= off {
-				return off, nil // nothing more the broker will give
+				// The broker gives nothing below the max offset read
+				// before: settling here would leave [off, hi) to no one.
+				return off, fmt.Errorf("mq: hand over %s: no message at %d, below the max offset %d", q, off, hi)
 			}
 			off = min(r.Next, hi)
 			continue
@@ -285,7 +330,7 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 			if !t.IsZero() && (rej != nil || mt != t) {
 				continue
 			}
-			if done != nil && done.has(msgPos{brokerName, q.ID, m.QueueOffset}) {
+			if done != nil && done.has(msgPos{q.Topic, brokerName, q.ID, m.QueueOffset}) {
 				c.notHandedOver.Add(1)
 				continue
 			}
@@ -327,8 +372,9 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 // retry topic and moves the lane's offsets up to the stable group's
 // committed offsets, which stable reached handling the tag itself, so a
 // lane restarted later does not replay them. relive reports that someone
-// else moved the lane's offsets: the lane lived between two refreshes, and
-// its skipped messages need a full takeover again. still reports whether
+// else moved the lane's offsets (the lane lived between two refreshes), or
+// that the routes now hold a queue the takeover did not cover: its skipped
+// messages need a full takeover again. still reports whether
 // this instance's state still has the lane settled in the same offline
 // period.
 //
@@ -340,6 +386,20 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 // written here, and stable skips for it only messages it had not consumed
 // yet, at or above its committed offset.
 func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[admin.Queue]int64, still func() bool) (map[admin.Queue]int64, bool, error) {
+	// A queue the takeover did not cover (its broker was missing from the
+	// route then, or the topic grew since) may hold messages stable skipped
+	// for the lane: hand over in full again, now that it is there.
+	if routes, ok := c.brokersOf(ctx); ok {
+		for topic, bs := range routes {
+			for _, b := range bs {
+				for id := range b.Queues {
+					if _, covered := written[admin.Queue{Addr: b.Addr, Topic: topic, ID: id}]; !covered {
+						return nil, true, nil
+					}
+				}
+			}
+		}
+	}
 	var errs []error
 	if err := c.drainRetry(ctx, laneGroup); err != nil {
 		errs = append(errs, err)

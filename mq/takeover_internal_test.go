@@ -3,6 +3,7 @@ package mq
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -179,6 +180,14 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 	}
 	if n, _ := h.count("later"); n != 0 {
 		t.Errorf("keepUp handed over %d messages, want 0 (stable handled them)", n)
+	}
+
+	// A queue the takeover did not cover (its broker was missing from the
+	// route then): a full takeover again.
+	partial := maps.Clone(written)
+	delete(partial, admin.Queue{Addr: s.Brokers()[0].Addr, Topic: topic, ID: 3})
+	if _, relive, _ := c.keepUp(ctx, "blue_svc", partial, func() bool { return true }); !relive {
+		t.Error("keepUp with a queue the takeover did not cover: want relive")
 	}
 
 	// Someone else moved the lane's offset: the lane lived in between.
