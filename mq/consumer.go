@@ -259,6 +259,13 @@ func (c *Consumer) Start() error {
 		return fmt.Errorf("mq: start consumer group %q: %w", c.group, err)
 	}
 	c.mu.Lock()
+	if c.stopped {
+		// Shutdown ran while the push consumer was starting: it found no
+		// push consumer to stop, so this one must not outlive it.
+		c.mu.Unlock()
+		_ = c.pc.Shutdown()
+		return fmt.Errorf("mq: consumer group %q shut down during Start", c.group)
+	}
 	c.pcStarted = true
 	c.mu.Unlock()
 	if c.tag.IsZero() || c.cfg.startWait == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,40 @@ func TestCreateTopicErrors(t *testing.T) {
 	}
 	if len(s.Queues("orders")) != 0 {
 		t.Error("a rejected CreateTopic created the topic")
+	}
+}
+
+// TestShutdownDuringStart: a Shutdown that runs while Start is still
+// starting the push consumer leaves nothing running (goleak in TestMain
+// checks the client's goroutines), and Start says what happened.
+func TestShutdownDuringStart(t *testing.T) {
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := mq.CreateTopic(ctx, []string{s.NameServer()}, "racing"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		c, err := mq.NewConsumer("svc", testOpts(s, mq.WithInstanceName(instance("racing")))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Subscribe("racing", consumer.MessageSelector{}, nop); err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan error, 1)
+		go func() { started <- c.Start() }()
+		if i%2 == 0 {
+			runtime.Gosched()
+		}
+		if err := c.Shutdown(); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		err = <-started
+		t.Logf("Start: %v", err)
+		if err != nil && !strings.Contains(err.Error(), "Shutdown") && !strings.Contains(err.Error(), "shut down") {
+			t.Errorf("Start racing Shutdown: %v", err)
+		}
 	}
 }
