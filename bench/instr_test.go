@@ -71,7 +71,7 @@ func drainStable(tb testing.TB, n int, preloaded func(), opts ...mq.Option) {
 	var got, first atomic.Int64
 	done := make(chan struct{})
 	c, err := mq.NewConsumer("svc", append([]mq.Option{mq.WithNameServer(s.NameServer()),
-		mq.WithNodeTag(tagctx.Tag{}), mq.WithInstanceName(instance("stable"))}, opts...)...)
+		mq.WithNode(tagctx.Tag{}), mq.WithInstanceName(instance("stable"))}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
