@@ -103,3 +103,49 @@ func pollUntil(d time.Duration, cond func() bool) bool {
 		}
 	}
 }
+
+// TestFrozenLaneTakenOverAtExpiry: a lane whose process freezes (as by
+// SIGSTOP) keeps its connections open and stays listed, so stable goes on
+// skipping its tag: its messages wait. Once the brokers expire the silent
+// channel (120 s on 4.9.4, WithChannelExpiry here), the lane is offline and
+// the takeover hands every one of them over: a delay, not a loss, as the
+// package documentation's assumption (2) says.
+func TestFrozenLaneTakenOverAtExpiry(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	// Above the client's 30 s heartbeat interval, so that only the frozen
+	// lane expires, not the stable consumer or the producer.
+	const expiry = 31 * time.Second
+	if testing.Short() {
+		t.Skip("waits for the brokers' channel expiry, over 30 s")
+	}
+	s := rocketmqtest.RunT(t, rocketmqtest.WithChannelExpiry(expiry))
+	const topic = "frozen"
+	if err := s.CreateTopic(topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	rec := new(rocketmqtest.Recorder)
+	stable := startConsumer(t, s, "svc", topic, "", nil, rec)
+	g := newGate(t)
+	lane := startConsumer(t, s, "svc", topic, "blue", g.wrap(rec.Handler("blue")), rec)
+	waitOnline(t, stable, "blue")
+	id := clientID(t, s, lane)
+	// Frozen: the handler never returns, no heartbeat goes out, the
+	// connections stay open.
+	g.dead.Store(true)
+	s.FailClientRequests(id, rocketmqtest.HeartBeat, rocketmqtest.Fault{NoReply: true})
+	frozenAt := time.Now()
+	p := newProducer(t, s)
+	blue := bodies("frozen-blue", 40)
+	send(t, p, topic, "blue", blue)
+	if n := len(rec.Missing(blue...)); n != len(blue) {
+		t.Logf("%d of %d handled before the expiry (the lane's last heartbeat was before the freeze)", len(blue)-n, len(blue))
+	}
+	if lost := waitLost(t, rec, expiry+15*time.Second, blue); len(lost) > 0 {
+		t.Fatalf("%d of %d messages of the frozen lane never handled (members of blue_svc: %q)", len(lost), len(blue), s.OnlineConsumers("blue_svc"))
+	}
+	t.Logf("all %d handed over %v after the freeze (channel expiry %v)", len(blue), time.Since(frozenAt).Round(10*time.Millisecond), expiry)
+	if st := stable.Stats(); st.Takeovers == 0 {
+		t.Errorf("stable stats %+v: want a takeover", st)
+	}
+}
