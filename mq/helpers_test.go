@@ -278,14 +278,17 @@ func (g *gate) wrap(h mq.Handler) mq.Handler {
 // drops its connections at once (as the kernel closes a killed process's
 // sockets), and Shutdown keeps the frozen client from reconnecting and
 // rejoining at its next heartbeat. Its offsets stay where its handler got.
+// KillClient, not DropClient: a heartbeat the client had in flight can
+// still rejoin after Shutdown, on a connection nobody closes (see
+// rocketmqtest.Server.KillClient), which a killed process cannot.
 func crash(t testing.TB, s *rocketmqtest.Server, c *mq.Consumer, g *gate) {
 	t.Helper()
 	id := clientID(t, s, c)
 	if g != nil {
 		g.dead.Store(true)
 	}
-	if s.DropClient(id) == 0 {
-		t.Fatalf("DropClient(%q) closed no connection", id)
+	if s.KillClient(id) == 0 {
+		t.Fatalf("KillClient(%q) closed no connection", id)
 	}
 	c.Shutdown()
 }

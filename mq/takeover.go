@@ -172,7 +172,9 @@ func (c *Consumer) takeoverTick() time.Duration {
 				return ls != nil && !ls.online && ls.settled && ls.gen == j.gen &&
 					time.Since(ls.seenStart) <= c.watchGap()
 			}
-			written, relive, err := c.keepUp(ctx, j.group, j.written, still)
+			// An error leaves some queue for the next tick; what keepUp
+			// wrote meanwhile is in written.
+			written, relive, _ := c.keepUp(ctx, j.group, j.written, still)
 			c.mu.Lock()
 			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.settled && ls.gen == j.gen {
 				switch {
@@ -180,7 +182,11 @@ func (c *Consumer) takeoverTick() time.Duration {
 					// It lived and died between two refreshes: a new
 					// offline period, taken over after the full delay.
 					ls.turnOffline(time.Now())
-				case err == nil:
+				case written != nil:
+					// What keepUp wrote, even if another queue failed:
+					// an offset moved here but not remembered would look
+					// like the lane's own commit next tick (a false
+					// relive, a full takeover again: duplicates).
 					ls.written = written
 				}
 			}
@@ -414,6 +420,13 @@ func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[adm
 	for q, w := range written {
 		next[q] = w
 		lane, err := c.admin.CommittedOffset(ctx, q, laneGroup)
+		if errors.Is(err, admin.ErrOffsetNotFound) {
+			// The takeover found nothing to move here (an empty queue
+			// whose offset 0 retention deleted, or never stored) and no
+			// lane instance committed since: nothing to tell, nothing
+			// to keep up (a restarted lane seeds such a queue).
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -422,6 +435,13 @@ func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[adm
 			return nil, true, nil
 		}
 		st, err := c.admin.CommittedOffset(ctx, q, c.stable)
+		if errors.Is(err, admin.ErrOffsetNotFound) {
+			// Stable never committed here and retention deleted offset
+			// 0 (22 QUERY_NOT_FOUND): stable reached nothing on this
+			// queue to keep up with yet. Leaving the lane's offset is
+			// safe (a restarted lane replays, duplicates at worst).
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

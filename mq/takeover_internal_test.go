@@ -275,3 +275,69 @@ func BenchmarkRedelivery(b *testing.B) {
 		}
 	}
 }
+
+// TestKeepUpQueueStableNeverCommitted: with retention, a queue where the
+// stable group never committed answers 22 QUERY_NOT_FOUND for its offset.
+// keepUp leaves the lane's offset there, moves it on the other queues, and
+// reports no error: before, that queue failed every tick, and the offsets
+// moved on the others were not remembered, so the next tick took them for
+// the lane's own commits and ran a full takeover again (duplicates).
+func TestKeepUpQueueStableNeverCommitted(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t, rocketmqtest.WithQueues(2), rocketmqtest.WithRetention(4, 0))
+	const topic = "orders"
+	if err := s.CreateTopic(topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	p := rawProducer(t, s)
+	blue := tagctx.MustParse("blue")
+	// One send per message, so both queues get some and lose offset 0.
+	for i := range 20 {
+		sendBatches(t, p, topic, blue, fmt.Sprintf("blue-%02d", i), 1)
+	}
+	var h handled
+	c := newUnstarted(t, s, topic, h.handler)
+	ctx := context.Background()
+	written, err := c.takeover(ctx, blue, "blue_svc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		sendBatches(t, p, topic, blue, fmt.Sprintf("later-%02d", i), 1)
+	}
+	qs := s.Queues(topic)
+	if len(qs) != 2 {
+		t.Fatalf("%d queues, want 2", len(qs))
+	}
+	if _, ok := s.CommittedOffset("svc", qs[1]); ok {
+		t.Fatal("stable has an offset on queue 1 already; the test needs none")
+	}
+	// Stable consumed queue 0 to its end; it never committed on queue 1.
+	if err := s.SetCommittedOffset("svc", qs[0], s.MaxOffset(qs[0])); err != nil {
+		t.Fatal(err)
+	}
+	lane1, _ := s.CommittedOffset("blue_svc", qs[1])
+	next, relive, err := c.keepUp(ctx, "blue_svc", written, func() bool { return true })
+	if err != nil || relive {
+		t.Fatalf("keepUp: relive %v, %v", relive, err)
+	}
+	if got, want := mustOffset(t, s, "blue_svc", qs[0]), s.MaxOffset(qs[0]); got != want {
+		t.Errorf("lane offset on queue 0 = %d, want stable's %d", got, want)
+	}
+	if got := mustOffset(t, s, "blue_svc", qs[1]); got != lane1 {
+		t.Errorf("lane offset on queue 1 = %d, want it left at %d", got, lane1)
+	}
+	// The next tick sees its own writes, not a lane that lived.
+	if _, relive, err := c.keepUp(ctx, "blue_svc", next, func() bool { return true }); err != nil || relive {
+		t.Errorf("second keepUp: relive %v, %v", relive, err)
+	}
+}
+
+func mustOffset(t *testing.T, s *rocketmqtest.Server, group string, q primitive.MessageQueue) int64 {
+	t.Helper()
+	off, ok := s.CommittedOffset(group, q)
+	if !ok {
+		t.Fatalf("group %q has no offset on %v", group, q)
+	}
+	return off
+}

@@ -122,6 +122,33 @@ func (s *Server) DropClient(clientID string) int {
 	return s.DropClients(func(id string) bool { return id == clientID })
 }
 
+// KillClient is DropClient for a client that is dead for good, as a killed
+// process is: its connections close, and from then on a heartbeat naming its
+// client ID, on any connection, closes that connection unanswered instead of
+// registering the client. A test that simulates a crash by DropClient and
+// then shuts the client down needs it: rocketmq-client-go v2.1.2 may still
+// send a heartbeat that was in flight, on a new connection opened after its
+// Shutdown closed the others (its connection table lost the dropped ones),
+// and the member it registers would stay listed until the channel expiry,
+// which a killed process's could not. KillClient returns the number of
+// connections closed.
+func (s *Server) KillClient(clientID string) int {
+	s.faultsMu.Lock()
+	if s.killed == nil {
+		s.killed = map[string]bool{}
+	}
+	s.killed[clientID] = true
+	s.faultsMu.Unlock()
+	return s.DropClient(clientID)
+}
+
+// isKilled reports whether KillClient killed the client ID.
+func (s *Server) isKilled(clientID string) bool {
+	s.faultsMu.RLock()
+	defer s.faultsMu.RUnlock()
+	return s.killed[clientID]
+}
+
 // DropClients is DropClient for every client whose ID matches.
 func (s *Server) DropClients(match func(clientID string) bool) int {
 	n := 0

@@ -60,6 +60,14 @@ func (b *broker) handleHeartbeat(c *conn, req *remoting.Command) *remoting.Comma
 		return remoting.NewResponse(req, remoting.SystemError, "rocketmqtest: heartbeat without clientID")
 	}
 	id := hb.ClientID
+	if b.srv.isKilled(id) {
+		// A killed process sends nothing; this is a leftover of a client
+		// the test killed (KillClient). Registering it would list it
+		// until the channel expiry.
+		b.srv.logf("rocketmqtest: %s: heartbeat of killed client %s: closing its connection", b.name, id)
+		c.close()
+		return nil
+	}
 	c.clientID.Store(&id)
 	now := time.Now()
 	var notify []notification

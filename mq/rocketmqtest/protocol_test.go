@@ -590,3 +590,34 @@ func TestAutoCreateTopicsDisabled(t *testing.T) {
 		t.Errorf("106 broker-b master = %q, want %q", got, s.Brokers()[1].Addr)
 	}
 }
+
+// TestKillClientRefusesItsHeartbeats: a killed client's heartbeat, on a new
+// connection, closes that connection and registers nothing; other clients
+// are unaffected.
+func TestKillClientRefusesItsHeartbeats(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t)
+	addr := s.Brokers()[0].Addr
+	a, b := dial(t, addr, nil), dial(t, addr, nil)
+	heartbeat(t, a, "ip@a", "g", "t")
+	heartbeat(t, b, "ip@b", "g", "t")
+	if n := s.KillClient("ip@b"); n != 1 {
+		t.Fatalf("KillClient closed %d connections, want 1", n)
+	}
+	// What a heartbeat in flight at the kill would do: a new connection.
+	b2 := dial(t, addr, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if resp, err := b2.Invoke(ctx, remoting.NewRequest(remoting.HeartBeat, nil, mustHeartbeatBody("ip@b", "g", "t"))); err == nil {
+		t.Fatalf("heartbeat of a killed client answered %v, want the connection closed", resp)
+	}
+	select {
+	case <-b2.Done():
+	case <-ctx.Done():
+		t.Fatal("connection of a killed client's heartbeat still open")
+	}
+	if diff := cmp.Diff(s.OnlineConsumers("g"), []string{"ip@a"}); diff != "" {
+		t.Errorf("OnlineConsumers (-got +want):\n%s", diff)
+	}
+	heartbeat(t, a, "ip@a", "g", "t") // the living client goes on
+}

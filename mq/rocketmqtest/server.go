@@ -22,6 +22,9 @@ type Server struct {
 	faults   map[RequestCode]Fault
 	// clientFaults are faults for one client ID only.
 	clientFaults map[string]map[RequestCode]Fault
+	// killed are the client IDs KillClient killed: their heartbeats close
+	// the connection instead of registering it.
+	killed map[string]bool
 
 	nextOpaque atomic.Int32 // opaque of the server's own requests (notifications)
 	notified   atomic.Int64 // NOTIFY_CONSUMER_IDS_CHANGED sent, for tests
