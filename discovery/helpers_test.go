@@ -2,7 +2,6 @@ package discovery_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -80,32 +79,11 @@ func httpClient(t *testing.T, reg discovery.Registry, opts ...discovery.Option) 
 
 const httpURL = "http://" + svc + "-http/"
 
-// served polls until calls tagged tag, over both transports, are served by
-// want (a node name) and no other; hc nil: gRPC only.
-func served(t *testing.T, ctx context.Context, gc testpb.TestServiceClient, hc *http.Client, tag string, want ...string) {
+// served polls until calls tagged tag are served by the named nodes only,
+// over gRPC and (hc not nil) HTTP.
+func served(t testing.TB, ctx context.Context, gc testpb.TestServiceClient, hc *http.Client, tag string, want ...string) {
 	t.Helper()
-	ok := make(map[string]bool)
-	for _, w := range want {
-		ok[w] = true
-	}
-	lanetest.Eventually(t, fmt.Sprintf("tag %q served by %v", tag, want), func() error {
-		for range 2 * len(want) {
-			g, _, err := lanetest.CallGRPC(ctx, gc, tag)
-			if err != nil {
-				return err
-			}
-			h := g
-			if hc != nil {
-				if h, _, err = lanetest.GetHTTP(ctx, hc, httpURL, tag); err != nil {
-					return err
-				}
-			}
-			if !ok[g] || !ok[h] {
-				return fmt.Errorf("served by %s (gRPC) and %s (HTTP)", g, h)
-			}
-		}
-		return nil
-	})
+	lanetest.Served(t, ctx, gc, hc, httpURL, tag, want...)
 }
 
 func mustTag(s string) tagctx.Tag {

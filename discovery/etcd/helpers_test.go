@@ -2,7 +2,6 @@ package etcd_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -151,26 +150,5 @@ func httpClient(t testing.TB, reg discovery.Registry) *http.Client {
 // over gRPC and (hc not nil) HTTP.
 func served(t testing.TB, ctx context.Context, gc testpb.TestServiceClient, hc *http.Client, tag string, want ...string) {
 	t.Helper()
-	ok := make(map[string]bool)
-	for _, w := range want {
-		ok[w] = true
-	}
-	lanetest.Eventually(t, fmt.Sprintf("tag %q served by %v", tag, want), func() error {
-		for range 2 * len(want) {
-			g, _, err := lanetest.CallGRPC(ctx, gc, tag)
-			if err != nil {
-				return err
-			}
-			h := g
-			if hc != nil {
-				if h, _, err = lanetest.GetHTTP(ctx, hc, httpURL, tag); err != nil {
-					return err
-				}
-			}
-			if !ok[g] || !ok[h] {
-				return fmt.Errorf("served by %s (gRPC) and %s (HTTP)", g, h)
-			}
-		}
-		return nil
-	})
+	lanetest.Served(t, ctx, gc, hc, httpURL, tag, want...)
 }

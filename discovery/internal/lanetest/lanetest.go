@@ -167,3 +167,31 @@ func Eventually(t testing.TB, what string, f func() error) {
 		<-tick.C
 	}
 }
+
+// Served polls until calls tagged tag are served by the named nodes only,
+// over gRPC and, when hc is not nil, over HTTP at url.
+func Served(t testing.TB, ctx context.Context, gc testpb.TestServiceClient, hc *http.Client, url, tag string, want ...string) {
+	t.Helper()
+	ok := make(map[string]bool)
+	for _, w := range want {
+		ok[w] = true
+	}
+	Eventually(t, fmt.Sprintf("tag %q served by %v", tag, want), func() error {
+		for range 2 * len(want) {
+			g, _, err := CallGRPC(ctx, gc, tag)
+			if err != nil {
+				return err
+			}
+			h := g
+			if hc != nil {
+				if h, _, err = GetHTTP(ctx, hc, url, tag); err != nil {
+					return err
+				}
+			}
+			if !ok[g] || !ok[h] {
+				return fmt.Errorf("served by %s (gRPC) and %s (HTTP)", g, h)
+			}
+		}
+		return nil
+	})
+}
