@@ -36,7 +36,8 @@ func instance(name string) string {
 	return fmt.Sprintf("%s-%d", name, instanceSeq.Add(1))
 }
 
-func newProducer(t testing.TB, s *rocketmqtest.Server) rocketmq.Producer {
+// newProducer starts a producer on s, wrapped by mq.WrapProducer with opts.
+func newProducer(t testing.TB, s *rocketmqtest.Server, opts ...mq.Option) rocketmq.Producer {
 	t.Helper()
 	p, err := rocketmq.NewProducer(
 		producer.WithNameServer([]string{s.NameServer()}),
@@ -50,7 +51,7 @@ func newProducer(t testing.TB, s *rocketmqtest.Server) rocketmq.Producer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Shutdown() })
-	wp, err := mq.WrapProducer(p)
+	wp, err := mq.WrapProducer(p, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

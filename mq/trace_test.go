@@ -15,7 +15,6 @@ import (
 	"github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-	"github.com/apache/rocketmq-client-go/v2/producer"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -34,28 +33,6 @@ import (
 	"github.com/taglane/taglane/rpc"
 	"github.com/taglane/taglane/tagctx"
 )
-
-// tracedProducer is newProducer with the trace options.
-func tracedProducer(t testing.TB, s *rocketmqtest.Server, opts ...mq.Option) rocketmq.Producer {
-	t.Helper()
-	p, err := rocketmq.NewProducer(
-		producer.WithNameServer([]string{s.NameServer()}),
-		producer.WithInstanceName(instance("producer")),
-		producer.WithRetry(2),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Shutdown() })
-	wp, err := mq.WrapProducer(p, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wp
-}
 
 func newTracer(t testing.TB) (*sdktrace.TracerProvider, *tracetest.InMemoryExporter) {
 	t.Helper()
@@ -144,7 +121,7 @@ func TestTraceHTTPToGRPCToRocketMQ(t *testing.T) {
 	}
 	srv := grpc.NewServer(append(rpc.ServerOptions(rpc.WithNode(tagctx.Tag{})),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(prop))))...)
-	testpb.RegisterTestServiceServer(srv, gateway{p: tracedProducer(t, s, traceOpts...), topic: topic})
+	testpb.RegisterTestServiceServer(srv, gateway{p: newProducer(t, s, traceOpts...), topic: topic})
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), append(rpc.DialOptions(),
@@ -299,7 +276,7 @@ func TestTraceBatchAndFailure(t *testing.T) {
 	if err := s.CreateTopic(topic, 1); err != nil {
 		t.Fatal(err)
 	}
-	p := tracedProducer(t, s, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
+	p := newProducer(t, s, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
 
 	// Three messages, each sent in its own trace, before the consumer starts,
 	// so the consumer's first pull gets them as one batch.
@@ -425,7 +402,7 @@ func TestTraceSendKinds(t *testing.T) {
 	if err := s.CreateTopic(topic, 1); err != nil {
 		t.Fatal(err)
 	}
-	p := tracedProducer(t, s, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
+	p := newProducer(t, s, mq.WithTracerProvider(tp), mq.WithPropagators(propagation.TraceContext{}))
 	ctx := tagctx.With(context.Background(), tagctx.MustParse("blue"))
 
 	if _, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte("sync"))); err != nil {
