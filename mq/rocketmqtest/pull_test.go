@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/rocketmq-client-go/v2"
-	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/taglane/taglane/mq/rocketmqtest"
 )
@@ -22,21 +20,7 @@ func TestPullConsumer(t *testing.T) {
 	p := newProducer(t, s)
 	sendAll(t, p, topic, bodies("pull", 10))
 
-	pc, err := rocketmq.NewPullConsumer(
-		consumer.WithNameServer([]string{s.NameServer()}),
-		consumer.WithGroupName("pull-group"),
-		consumer.WithInstance(instance("pull")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.Subscribe(topic, consumer.MessageSelector{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Shutdown() })
+	pc := newPullConsumer(t, s, "pull-group", topic)
 	ctx := context.Background()
 	mq := primitive.MessageQueue{Topic: topic, BrokerName: "broker-a", QueueId: 0}
 
