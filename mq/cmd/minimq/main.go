@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var baddrs []string
 	if *brokerAddrs != "" {
 		baddrs = strings.Split(*brokerAddrs, ",")
-		if len(baddrs) > *brokers {
+		if *brokers >= 0 && len(baddrs) > *brokers {
 			baddrs = baddrs[:*brokers]
 		}
 	}
@@ -96,6 +96,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	s, err := rocketmqtest.Run(opts...)
 	if err != nil {
+		if msg, ok := flagError(fs, err); ok {
+			fmt.Fprintf(stderr, "minimq: %s\n", msg)
+			fs.Usage()
+			return 2
+		}
 		fmt.Fprintf(stderr, "minimq: %v\n", err)
 		return 1
 	}
@@ -108,4 +113,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "minimq: stopping")
 	s.Close()
 	return 0
+}
+
+// optionFlags names the flags behind each rocketmqtest option minimq sets,
+// so a value the server refuses is reported as the flag the user typed.
+var optionFlags = map[string][]string{
+	"WithNameServerAddr": {"addr"},
+	"WithBrokerAddrs":    {"broker-addrs"},
+	"WithBrokers":        {"brokers"},
+	"WithQueues":         {"queues"},
+	"WithClusterName":    {"cluster"},
+	"WithRetention":      {"retain-messages", "retain-bytes"},
+	"WithIdleTimeout":    {"idle"},
+	"WithChannelExpiry":  {"channel-expiry"},
+}
+
+// flagError rewrites an option error of rocketmqtest ("rocketmqtest:
+// WithQueues(0): outside [1, 1024]") as the flags' ("-queues 0: outside
+// [1, 1024]"). ok is false for errors that are not about an option (a port
+// in use): those are start failures, not bad flags.
+func flagError(fs *flag.FlagSet, err error) (msg string, ok bool) {
+	rest, found := strings.CutPrefix(err.Error(), "rocketmqtest: ")
+	if !found {
+		return "", false
+	}
+	name := rest
+	if i := strings.IndexAny(rest, "(:"); i >= 0 {
+		name = rest[:i]
+	}
+	flags, found := optionFlags[name]
+	if !found {
+		return "", false
+	}
+	rest = strings.TrimPrefix(rest, name)
+	if strings.HasPrefix(rest, "(") {
+		if i := strings.Index(rest, ")"); i >= 0 {
+			rest = rest[i+1:]
+		}
+	}
+	rest = strings.TrimPrefix(rest, ": ")
+	var named []string
+	for _, f := range flags {
+		named = append(named, fmt.Sprintf("-%s %s", f, fs.Lookup(f).Value))
+	}
+	return fmt.Sprintf("invalid %s: %s", strings.Join(named, " "), rest), true
 }

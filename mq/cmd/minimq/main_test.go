@@ -151,10 +151,15 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	}{
 		{"unknown flag", []string{"-nope"}, 2, "flag provided but not defined"},
 		{"stray argument", []string{"serve"}, 2, `unexpected argument "serve"`},
-		{"address without port", []string{"-addr", "localhost"}, 1, `"localhost" is not host:port`},
-		{"host name", []string{"-addr", "localhost:0"}, 1, "IPv4"},
-		{"negative retention", []string{"-addr", "127.0.0.1:0", "-retain-messages", "-1"}, 1, "negative"},
-		{"too many brokers", []string{"-brokers", "99"}, 1, "WithBrokers(99)"},
+		{"address without port", []string{"-addr", "localhost"}, 2, `invalid -addr localhost: "localhost" is not host:port`},
+		{"host name", []string{"-addr", "localhost:0"}, 2, "invalid -addr localhost:0: \"localhost:0\": host must be an IPv4 address"},
+		{"negative retention", []string{"-addr", "127.0.0.1:0", "-retain-messages", "-1"}, 2, "invalid -retain-messages -1 -retain-bytes 67108864: negative"},
+		{"too many brokers", []string{"-brokers", "99"}, 2, "invalid -brokers 99: outside [1, 16]"},
+		{"negative brokers", []string{"-brokers", "-1"}, 2, "invalid -brokers -1: outside [1, 16]"},
+		{"no queues", []string{"-queues", "0"}, 2, "invalid -queues 0: outside [1, 1024]"},
+		{"zero idle", []string{"-idle", "0s"}, 2, "invalid -idle 0s: not positive"},
+		{"zero expiry", []string{"-channel-expiry", "0s"}, 2, "invalid -channel-expiry 0s: not positive"},
+		{"broker address", []string{"-broker-addrs", "x"}, 2, `invalid -broker-addrs x: address 0: "x" is not host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
