@@ -53,11 +53,18 @@ func (e *endpoint) serve() {
 		if err != nil {
 			return // closed by Server.Close
 		}
+		if n := e.srv.conns.Add(1); n > int64(e.srv.cfg.maxConns) {
+			e.srv.conns.Add(-1)
+			e.srv.logf("rocketmqtest: %s: refused connection from %s: %d connections open (WithMaxConns)", e.addr(), nc.RemoteAddr(), n-1)
+			nc.Close()
+			continue
+		}
 		c := &conn{ep: e, nc: nc, signal: make(chan struct{}, 1), done: make(chan struct{})}
 		c.lastWrite.Store(time.Now().UnixNano())
 		e.mu.Lock()
 		if e.srv.closing.Load() {
 			e.mu.Unlock()
+			e.srv.conns.Add(-1)
 			nc.Close()
 			continue
 		}
@@ -204,6 +211,7 @@ func (c *conn) close() {
 	c.ep.mu.Lock()
 	delete(c.ep.conns, c)
 	c.ep.mu.Unlock()
+	c.ep.srv.conns.Add(-1)
 	// Drop the client's registrations before the socket closes, so that
 	// whoever sees the EOF also sees the broker without the client.
 	if c.ep.onClose != nil {

@@ -83,7 +83,9 @@
 // then body, topic and properties) and a 24-byte slot, about 350 bytes for a
 // 128-byte body (BenchmarkStoreMemory), and nothing is deleted unless
 // WithRetention says so; a frame's buffer grows with the bytes that arrived, and
-// WithFrameBytesInFlight bounds what partly received frames hold in total.
+// WithFrameBytesInFlight bounds what partly received frames hold in total,
+// and WithMaxConns the connections open at once (each costs two goroutines
+// and some 32 KiB).
 // WithNameServerAddr and WithBrokerAddrs listen on fixed addresses; the
 // command mq/cmd/minimq runs a Server as a standalone process.
 //

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -416,4 +417,51 @@ func TestFixedAddresses(t *testing.T) {
 		s2.Close()
 		t.Error("second server on a taken address started")
 	}
+}
+
+// Connections beyond WithMaxConns, counted across the name server and the
+// brokers, are closed at once; the ones open keep working, and a slot freed
+// by a close is taken by the next connection.
+func TestMaxConns(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t, rocketmqtest.WithMaxConns(2))
+	ping := func(c *remoting.Conn) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.Invoke(ctx, remoting.NewRequest(remoting.HeartBeat, nil, mustHeartbeatBody("probe@1", "g", "t")))
+		return err
+	}
+	ns := dial(t, s.NameServer(), nil)
+	broker := dial(t, s.Brokers()[0].Addr, nil)
+	for _, c := range []*remoting.Conn{ns, broker} {
+		if err := ping(c); err != nil {
+			t.Fatalf("connection within the cap: %v", err)
+		}
+	}
+	for _, addr := range []string{s.NameServer(), s.Brokers()[0].Addr} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := nc.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("%s: third connection read %d bytes, %v; want EOF (closed by the cap)", addr, n, err)
+		}
+		nc.Close()
+	}
+	if err := ping(broker); err != nil {
+		t.Fatalf("open connection after refusals: %v", err)
+	}
+	ns.Close()
+	waitFor(t, 10*time.Second, func() string {
+		c, err := remoting.Dial(context.Background(), s.Brokers()[0].Addr, nil)
+		if err != nil {
+			return err.Error()
+		}
+		defer c.Close()
+		if err := ping(c); err != nil {
+			return "connection after a close: " + err.Error()
+		}
+		return ""
+	}, nil)
 }

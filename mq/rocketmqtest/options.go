@@ -32,6 +32,9 @@ const (
 	// frames hold across every connection of a Server; see
 	// WithFrameBytesInFlight.
 	DefaultFrameBytesInFlight = 128 << 20
+	// DefaultMaxConns caps the open client connections of a Server, name
+	// server and brokers together; see WithMaxConns.
+	DefaultMaxConns = 4096
 	// MinFrameBytesInFlight is the smallest WithFrameBytesInFlight: one
 	// frame of the largest size (16 MiB) must fit.
 	MinFrameBytesInFlight = remoting.DefaultMaxFrameSize
@@ -66,6 +69,7 @@ type config struct {
 	channelExpiry time.Duration
 	idleTimeout   time.Duration
 	frameBytes    int64
+	maxConns      int
 	nsAddr        string
 	brokerAddrs   []string
 	retainMsgs    int
@@ -83,6 +87,7 @@ func defaultConfig() config {
 		channelExpiry: DefaultChannelExpiry,
 		idleTimeout:   DefaultIdleTimeout,
 		frameBytes:    DefaultFrameBytesInFlight,
+		maxConns:      DefaultMaxConns,
 		nsAddr:        "127.0.0.1:0",
 	}
 }
@@ -217,6 +222,24 @@ func WithFrameBytesInFlight(n int64) Option {
 			return fmt.Errorf("rocketmqtest: WithFrameBytesInFlight(%d): below %d", n, MinFrameBytesInFlight)
 		}
 		c.frameBytes = n
+		return nil
+	})
+}
+
+// WithMaxConns caps the client connections open at once across the name
+// server and the brokers (default DefaultMaxConns). Each costs two
+// goroutines and some 32 KiB of buffers, so without a cap a peer opening
+// connections in a loop could take the test process's memory. A connection
+// accepted beyond the cap is closed at once (and logged); the client sees
+// EOF and may retry, as with a real broker refusing a channel. The real
+// broker has no such cap of its own (the operating system's file limit
+// plays that part).
+func WithMaxConns(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("rocketmqtest: WithMaxConns(%d): below 1", n)
+		}
+		c.maxConns = n
 		return nil
 	})
 }

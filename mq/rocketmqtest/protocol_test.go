@@ -536,6 +536,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"empty cluster", rocketmqtest.WithClusterName(""), `rocketmqtest: WithClusterName(""): empty`},
 		{"zero expiry", rocketmqtest.WithChannelExpiry(0), `rocketmqtest: WithChannelExpiry(0s): not positive`},
 		{"zero idle timeout", rocketmqtest.WithIdleTimeout(0), `rocketmqtest: WithIdleTimeout(0s): not positive`},
+		{"no connections", rocketmqtest.WithMaxConns(0), `rocketmqtest: WithMaxConns(0): below 1`},
 		{"frame bound below one frame", rocketmqtest.WithFrameBytesInFlight(rocketmqtest.MinFrameBytesInFlight - 1), `rocketmqtest: WithFrameBytesInFlight(`},
 		{"negative retention", rocketmqtest.WithRetention(-1, 0), `rocketmqtest: WithRetention(-1, 0): negative`},
 		{"name server address without port", rocketmqtest.WithNameServerAddr("127.0.0.1"), `rocketmqtest: WithNameServerAddr: "127.0.0.1" is not host:port`},

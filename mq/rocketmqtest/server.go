@@ -30,6 +30,7 @@ type Server struct {
 	notified   atomic.Int64 // NOTIFY_CONSUMER_IDS_CHANGED sent, for tests
 
 	frames *remoting.Limiter // bytes of partly received frames, all connections
+	conns  atomic.Int64      // open client connections, all endpoints (WithMaxConns)
 
 	closing   atomic.Bool
 	closeOnce sync.Once

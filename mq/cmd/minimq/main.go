@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		retainBytes = fs.Int64("retain-bytes", 64<<20, "bytes of messages each queue keeps, 0 for no limit")
 		idle        = fs.Duration("idle", rocketmqtest.DefaultIdleTimeout, "close connections without traffic for this long")
 		expiry      = fs.Duration("channel-expiry", rocketmqtest.DefaultChannelExpiry, "drop clients that stopped heartbeating for this long")
+		maxConns    = fs.Int("max-conns", rocketmqtest.DefaultMaxConns, "client connections open at once, name server and brokers together; more are closed at once")
 		verbose     = fs.Bool("v", false, "log the server's diagnostics (malformed frames, closed connections) to stderr")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rocketmqtest.WithRetention(*retainMsgs, *retainBytes),
 		rocketmqtest.WithIdleTimeout(*idle),
 		rocketmqtest.WithChannelExpiry(*expiry),
+		rocketmqtest.WithMaxConns(*maxConns),
 	}
 	if *verbose {
 		opts = append(opts, rocketmqtest.WithLogf(func(format string, args ...any) {
@@ -126,6 +128,7 @@ var optionFlags = map[string][]string{
 	"WithRetention":      {"retain-messages", "retain-bytes"},
 	"WithIdleTimeout":    {"idle"},
 	"WithChannelExpiry":  {"channel-expiry"},
+	"WithMaxConns":       {"max-conns"},
 }
 
 // flagError rewrites an option error of rocketmqtest ("rocketmqtest:

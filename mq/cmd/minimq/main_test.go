@@ -159,6 +159,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"no queues", []string{"-queues", "0"}, 2, "invalid -queues 0: outside [1, 1024]"},
 		{"zero idle", []string{"-idle", "0s"}, 2, "invalid -idle 0s: not positive"},
 		{"zero expiry", []string{"-channel-expiry", "0s"}, 2, "invalid -channel-expiry 0s: not positive"},
+		{"no connections", []string{"-max-conns", "0"}, 2, "invalid -max-conns 0: below 1"},
 		{"broker address", []string{"-broker-addrs", "x"}, 2, `invalid -broker-addrs x: address 0: "x" is not host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
