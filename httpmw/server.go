@@ -106,6 +106,9 @@ func newServer(opts []Option) (*server, error) {
 	if err := c.wire.validate(); err != nil {
 		return nil, err
 	}
+	if err := c.trust.Err(); err != nil {
+		return nil, fmt.Errorf("httpmw: WithTrust: %w", err)
+	}
 	s := &server{serverConfig: c}
 	if c.hostPattern != "" {
 		hp, err := parseHostPattern(c.hostPattern)

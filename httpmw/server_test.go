@@ -301,6 +301,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"header twice", httpmw.WithHeaders("X-Tag", "x-tag"), `httpmw: WithHeaders("x-tag"): listed twice`},
 		{"empty baggage key", httpmw.WithBaggageKey(""), `httpmw: WithBaggageKey(""): not a valid W3C baggage key`},
 		{"baggage key with equals", httpmw.WithBaggageKey("a=b"), `httpmw: WithBaggageKey("a=b"): not a valid W3C baggage key`},
+		{"zero trusted tag", httpmw.WithTrust(tagctx.TrustTags(tagctx.Tag{})), `httpmw: WithTrust: tagctx: TrustTags: tag 1 is the zero Tag`},
 		{"long header quoted bounded", httpmw.WithHeaders(long), "httpmw: WithHeaders(" + tagctx.Quote(long) + "): not a valid HTTP token"},
 		{"long pattern quoted bounded", httpmw.WithHostPattern(long), "httpmw: WithHostPattern(" + tagctx.Quote(long) + `): must contain "{tag}" exactly once, not 0 times`},
 	}

@@ -144,6 +144,9 @@ func checkMetadataKey(key string) error {
 // interceptor sends the untagged mark (the metadata key with an empty
 // value), which the next hop takes as decided.
 func WithTrust(t tagctx.Trust) Option {
+	if err := t.Err(); err != nil {
+		return badOption{fmt.Errorf("rpc: WithTrust: %w", err)}
+	}
 	return optionFunc(func(o *options) { o.trust = t })
 }
 

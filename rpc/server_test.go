@@ -448,6 +448,7 @@ func TestNewReportsBadOptions(t *testing.T) {
 		{name: "parents of stable", opts: []rpc.Option{rpc.WithParents(tagctx.Tag{}, tagctx.MustParse("a"))}, want: `rpc: WithParents("", "a"): stable has no parents`},
 		{name: "stable in a chain", opts: []rpc.Option{rpc.WithParents(tagctx.MustParse("a2"), tagctx.Tag{})}, want: `rpc: WithParents("a2", ""): stable ends every chain by itself; do not list it`},
 		{name: "chain repeats its lane", opts: []rpc.Option{rpc.WithParents(tagctx.MustParse("a2"), tagctx.MustParse("a"), tagctx.MustParse("a2"))}, want: `rpc: WithParents("a2", "a,a2"): "a2" repeats a lane of the chain`},
+		{name: "zero trusted network", opts: []rpc.Option{rpc.WithTrust(tagctx.TrustNetworks(netip.Prefix{}))}, want: `rpc: WithTrust: tagctx: TrustNetworks: prefix 1 (invalid Prefix) is not a valid prefix`},
 		{name: "first bad option wins", opts: []rpc.Option{rpc.WithBaggageKey(""), rpc.WithMetadataKey("")}, want: `rpc: WithBaggageKey(""): want a non-empty token without space, ',', ';', '=', '%' or '"'`},
 		{name: "good options", opts: []rpc.Option{nil, rpc.WithMetadataKey("X-Lane"), rpc.WithBaggageKey("lane"), rpc.WithFallback(""), rpc.WithParents(tagctx.MustParse("a2"), tagctx.MustParse("a"))}},
 	}

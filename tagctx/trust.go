@@ -65,6 +65,26 @@ func TrustNetworks(nets ...netip.Prefix) Trust {
 	return Trust{kind: trustNets, nets: slices.Clone(nets)}
 }
 
+// Err reports a policy that cannot mean what its caller wrote: a
+// TrustNetworks prefix that is not valid (the zero netip.Prefix, which
+// contains no address, so every tag would be refused without a word) or a
+// TrustTags tag that is the zero Tag (no traffic carries it). httpmw.New
+// and rpc.New return it; a policy built from configuration can be checked
+// with it at once.
+func (t Trust) Err() error {
+	for i, n := range t.nets {
+		if !n.IsValid() {
+			return fmt.Errorf("tagctx: TrustNetworks: prefix %d (%v) is not a valid prefix", i+1, n)
+		}
+	}
+	for i, tag := range t.tags {
+		if tag.IsZero() {
+			return fmt.Errorf("tagctx: TrustTags: tag %d is the zero Tag", i+1)
+		}
+	}
+	return nil
+}
+
 // Strips reports whether t accepts no tag at all, so an entry point can
 // skip extraction and remove the tag headers.
 func (t Trust) Strips() bool { return t.kind == trustNone }

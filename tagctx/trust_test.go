@@ -54,3 +54,27 @@ func TestTrustTagsCopiesInput(t *testing.T) {
 		t.Fatal("Trust must not share the caller's slice")
 	}
 }
+
+func TestTrustErr(t *testing.T) {
+	tests := []struct {
+		name    string
+		trust   Trust
+		wantErr string
+	}{
+		{name: "all", trust: TrustAll()},
+		{name: "none", trust: TrustNone()},
+		{name: "tags", trust: TrustTags(MustParse("a"))},
+		{name: "no tags", trust: TrustTags()},
+		{name: "networks", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8"))},
+		{name: "zero prefix", trust: TrustNetworks(netip.MustParsePrefix("10.0.0.0/8"), netip.Prefix{}), wantErr: "tagctx: TrustNetworks: prefix 2 (invalid Prefix) is not a valid prefix"},
+		{name: "zero tag", trust: TrustTags(MustParse("a"), Tag{}), wantErr: "tagctx: TrustTags: tag 2 is the zero Tag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.trust.Err()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
+				t.Fatalf("Err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
