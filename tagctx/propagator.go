@@ -154,12 +154,14 @@ func injectHeader(h http.Header, header, key string, t Tag) {
 		}
 		return
 	}
-	vals := new([2]string)
-	vals[0] = t.s
+	var vals []string
 	if len(existing) == 0 {
-		vals[1] = member(key, t)
+		vals = newPair(h)
+		vals[0], vals[1] = t.s, member(key, t)
 	} else {
-		vals[1] = MergeBaggageValues(existing, key, t)
+		// A merged value can be up to MaxBaggageBytes: an array of its
+		// own, so it never pins a slab or a slab pins it.
+		vals = []string{t.s, MergeBaggageValues(existing, key, t)}
 	}
 	// Full slice expressions: an Add on either header reallocates rather
 	// than writing into the other's element.
