@@ -111,6 +111,7 @@ func (c *valuesCarrier) Get(k string) string {
 	}
 	return ""
 }
+func (c *valuesCarrier) Keys() []string { return slices.Sorted(maps.Keys(c.vals)) }
 func (c *valuesCarrier) Set(k, v string) {
 	c.vals[k] = []string{v}
 	c.sets = append(c.sets, k+"="+v)
@@ -288,6 +289,111 @@ func FuzzPropagatorExtract(f *testing.F) {
 		Propagator{}.Inject(ctx, propagation.HeaderCarrier(out))
 		if back := From(Propagator{}.Extract(context.Background(), propagation.HeaderCarrier(out))); back != tag {
 			t.Fatalf("round trip: %q became %q", tag, back)
+		}
+	})
+}
+
+// FuzzPropagatorInject: whatever baggage the carrier already holds and
+// whatever the context decided, on every kind of carrier, the next hop's
+// Extract reads the effective tag, OpenTelemetry's baggage reader sees the
+// tag member exactly when tagged, baggage is never created empty, and the
+// carriers that can delete never keep an empty one.
+func FuzzPropagatorInject(f *testing.F) {
+	f.Add("feature-x", uint8(2), "", "")
+	f.Add("", uint8(1), "k=v,x-tag=old", "")
+	f.Add("", uint8(0), "x-tag=old", "u=1")
+	f.Add("a", uint8(2), "", "x-tag=old,k=v")
+	f.Add("", uint8(1), strings.Repeat("k=v,", 70), "")
+	f.Add("b", uint8(0), " x-tag\u00a0=evil", "")
+	f.Fuzz(func(t *testing.T, tag string, mode uint8, bag1, bag2 string) {
+		var tg Tag // "" is a stable node, or a context decided untagged
+		if tag != "" {
+			var err error
+			if tg, err = Parse(tag); err != nil {
+				return
+			}
+		}
+		ctx := context.Background()
+		switch mode % 3 {
+		case 0: // no decision: the node tag applies
+			withNode(t, tg)
+		case 1:
+			withNode(t, tg) // must not leak through the decision
+			ctx = WithUntagged(ctx)
+		case 2:
+			withNode(t, Tag{})
+			ctx = With(ctx, tg)
+		}
+		want := Effective(ctx)
+		var held []string
+		for _, v := range []string{bag1, bag2} {
+			if v != "" {
+				held = append(held, v)
+			}
+		}
+		carriers := map[string]func() propagation.TextMapCarrier{
+			"header": func() propagation.TextMapCarrier {
+				h := http.Header{}
+				if len(held) > 0 {
+					h["Baggage"] = slices.Clone(held)
+				}
+				return propagation.HeaderCarrier(h)
+			},
+			"map": func() propagation.TextMapCarrier {
+				m := propagation.MapCarrier{}
+				if len(held) > 0 {
+					m["baggage"] = held[0]
+				}
+				return m
+			},
+			"set-only": func() propagation.TextMapCarrier {
+				c := &setCarrier{m: map[string]string{}}
+				if len(held) > 0 {
+					c.m["baggage"] = held[0]
+				}
+				return c
+			},
+			"values": func() propagation.TextMapCarrier {
+				c := &valuesCarrier{setCarrier: setCarrier{m: map[string]string{}}, vals: map[string][]string{}}
+				if len(held) > 0 {
+					c.vals["baggage"] = slices.Clone(held)
+				}
+				return c
+			},
+		}
+		for name, newCarrier := range carriers {
+			c := newCarrier()
+			before := c.Get(BaggageHeader)
+			Propagator{}.Inject(ctx, c)
+			if got := From(Propagator{OnError: func(error) {}}.Extract(context.Background(), c)); got != want {
+				t.Fatalf("%s: next hop extracted %q, want %q", name, got, want)
+			}
+			after := c.Get(BaggageHeader)
+			if b, err := baggage.Parse(after); err == nil {
+				if v := b.Member(DefaultBaggageKey).Value(); v != want.String() {
+					t.Fatalf("%s: OpenTelemetry reads x-tag %q from %q, want %q", name, v, after, want)
+				}
+			} else if !want.IsZero() {
+				t.Fatalf("%s: OpenTelemetry cannot read the tagged baggage %q: %v", name, after, err)
+			}
+			if after == "" && before == "" && slices.Contains(c.Keys(), BaggageHeader) {
+				t.Fatalf("%s: created an empty baggage", name)
+			}
+			switch c := c.(type) {
+			case propagation.HeaderCarrier:
+				for _, k := range []string{"X-Tag", "Baggage"} {
+					if v, ok := c[k]; ok && (len(v) == 0 || cap(v) != len(v)) {
+						t.Fatalf("header: %s values %q with len %d cap %d", k, v, len(v), cap(v))
+					}
+				}
+				if v, ok := c["Baggage"]; ok && len(v) == 1 && v[0] == "" {
+					t.Fatal("header: kept an empty baggage")
+				}
+			case propagation.MapCarrier:
+				if v, ok := c["baggage"]; ok && v == "" {
+					t.Fatal("map: kept an empty baggage")
+				}
+			}
 		}
 	})
 }
