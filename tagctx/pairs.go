@@ -21,7 +21,7 @@ import (
 // Slabs are sharded by the address of the header map, so injects on
 // different requests in parallel seldom touch the same counter.
 const (
-	pairSlabLen = 32 // strings per slab: 16 pairs, one 528-byte allocation
+	pairSlabLen = 30 // strings per slab: 15 pairs and the counter fill a 512-byte size class
 	pairShards  = 16
 )
 

@@ -126,9 +126,10 @@ func setOrDelete(carrier propagation.TextMapCarrier, key, v string) {
 
 // InjectHeader writes t into h as header and as baggage member key, merged
 // into the baggage already in h. The zero Tag writes nothing but removes a
-// stale member. It is the allocation-lean path behind Propagator.Inject and
-// the HTTP transport: canonical keys index the map directly and one array
-// backs both values.
+// stale member. It is the lean path behind Propagator.Inject: canonical
+// keys index the map directly, and into a header without baggage the two
+// values come from a shared slab (see newPair), each value still the
+// caller's own.
 func InjectHeader(h http.Header, header, key string, t Tag) {
 	if header != DefaultHeader {
 		header = textproto.CanonicalMIMEHeaderKey(header)
@@ -136,7 +137,8 @@ func InjectHeader(h http.Header, header, key string, t Tag) {
 	injectHeader(h, header, key, t)
 }
 
-// injectHeader is InjectHeader with header already canonical.
+// injectHeader is InjectHeader with header already canonical. The common
+// case, a tag and no baggage yet, stays small; the rest is mergeHeader.
 func injectHeader(h http.Header, header, key string, t Tag) {
 	// An empty map has no baggage to merge: a fresh outgoing request's
 	// header usually is, and skipping the lookup saves a third hash.
@@ -144,6 +146,20 @@ func injectHeader(h http.Header, header, key string, t Tag) {
 	if len(h) > 0 {
 		existing = h["Baggage"]
 	}
+	if len(existing) > 0 || t.IsZero() {
+		mergeHeader(h, header, key, t, existing)
+		return
+	}
+	vals := newPair(h)
+	vals[0], vals[1] = t.s, member(key, t)
+	// Full slice expressions: an Add on either header reallocates rather
+	// than writing into the other's element.
+	h[header] = vals[0:1:1]
+	h["Baggage"] = vals[1:2:2]
+}
+
+// mergeHeader is injectHeader where h holds baggage or t is zero.
+func mergeHeader(h http.Header, header, key string, t Tag, existing []string) {
 	if t.IsZero() {
 		if len(existing) > 1 || len(existing) == 1 && (hasMember(existing[0], key) || len(existing[0]) > MaxBaggageBytes) {
 			if merged := MergeBaggageValues(existing, key, t); merged != "" {
@@ -154,17 +170,9 @@ func injectHeader(h http.Header, header, key string, t Tag) {
 		}
 		return
 	}
-	var vals []string
-	if len(existing) == 0 {
-		vals = newPair(h)
-		vals[0], vals[1] = t.s, member(key, t)
-	} else {
-		// A merged value can be up to MaxBaggageBytes: an array of its
-		// own, so it never pins a slab or a slab pins it.
-		vals = []string{t.s, MergeBaggageValues(existing, key, t)}
-	}
-	// Full slice expressions: an Add on either header reallocates rather
-	// than writing into the other's element.
+	// A merged value can be up to MaxBaggageBytes: an array of its own,
+	// so it never pins a slab or a slab pins it.
+	vals := []string{t.s, MergeBaggageValues(existing, key, t)}
 	h[header] = vals[0:1:1]
 	h["Baggage"] = vals[1:2:2]
 }
