@@ -368,13 +368,11 @@ func FuzzPropagatorInject(f *testing.F) {
 			if got := From(Propagator{OnError: func(error) {}}.Extract(context.Background(), c)); got != want {
 				t.Fatalf("%s: next hop extracted %q, want %q", name, got, want)
 			}
+			// Other members are kept as they came, invalid ones too: OTel
+			// skips those and reads the rest.
 			after := c.Get(BaggageHeader)
-			if b, err := baggage.Parse(after); err == nil {
-				if v := b.Member(DefaultBaggageKey).Value(); v != want.String() {
-					t.Fatalf("%s: OpenTelemetry reads x-tag %q from %q, want %q", name, v, after, want)
-				}
-			} else if !want.IsZero() {
-				t.Fatalf("%s: OpenTelemetry cannot read the tagged baggage %q: %v", name, after, err)
+			if b, _ := baggage.Parse(after); b.Member(DefaultBaggageKey).Value() != want.String() {
+				t.Fatalf("%s: OpenTelemetry reads x-tag %q from %q, want %q", name, b.Member(DefaultBaggageKey).Value(), after, want)
 			}
 			if after == "" && before == "" && slices.Contains(c.Keys(), BaggageHeader) {
 				t.Fatalf("%s: created an empty baggage", name)
