@@ -128,8 +128,8 @@ func setOrDelete(carrier propagation.TextMapCarrier, key, v string) {
 // into the baggage already in h. The zero Tag writes nothing but removes a
 // stale member. It is the lean path behind Propagator.Inject: canonical
 // keys index the map directly, and into a header without baggage the two
-// values come from a shared slab (see newPair), each value still the
-// caller's own.
+// values are cut from an array shared with other requests' values, no
+// allocation of their own; each value is still the caller's alone to edit.
 func InjectHeader(h http.Header, header, key string, t Tag) {
 	if header != DefaultHeader {
 		header = textproto.CanonicalMIMEHeaderKey(header)
