@@ -4,8 +4,8 @@
 # whatever else the machine runs: the time benchmarks (run.sh) drift by
 # more than the 2% issue 16 asks about on a shared 2-core machine.
 #
-#   ./instr.sh            # gRPC then MQ, ~15 minutes
-#   ./instr.sh grpc       # or: mq
+#   ./instr.sh            # gRPC, inject, then MQ, ~17 minutes
+#   ./instr.sh grpc       # or: mq, inject (BenchmarkInject's sides, ~2 minutes)
 #   N1=200 N2=2000 REPS=2 ./instr.sh grpc
 #   ONLY='^(plain|taglane-untagged)$' ./instr.sh grpc   # some sides only
 #
@@ -137,6 +137,23 @@ if [ "$what" = all ] || [ "$what" = grpc ]; then
 			ratio taglane-tagged plain <"$work/$kind.sum"
 			ratio otelgrpc-baggage plain-tag-metadata <"$work/$kind.sum"
 		done
+	} | tee "$out"
+fi
+
+if [ "$what" = all ] || [ "$what" = inject ]; then
+	n1=${N1:-20000} n2=${N2:-120000}
+	out=${OUT_INJECT:-results/instr-inject.txt}
+	{
+		header inject
+		p='^BenchmarkInject$'
+		measure "$n1" "$n2" \
+			otel-baggage="$p/^vs=otel-baggage\$/^side=peer\$" \
+			taglane="$p/^vs=otel-baggage\$/^side=taglane\$" \
+			otel-baggage-members="$p/^vs=otel-baggage-members\$/^side=peer\$" \
+			taglane-members="$p/^vs=otel-baggage-members\$/^side=taglane\$" | tee "$work/inject"
+		summary <"$work/inject" | tee "$work/inject.sum"
+		ratio taglane otel-baggage <"$work/inject.sum"
+		ratio taglane-members otel-baggage-members <"$work/inject.sum"
 	} | tee "$out"
 fi
 

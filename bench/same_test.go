@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/bytedance/gopkg/cloud/metainfo"
@@ -48,11 +49,37 @@ func TestSameJob(t *testing.T) {
 	})
 	t.Run("inject", func(t *testing.T) {
 		h := http.Header{}
-		tagctx.Propagator{}.Inject(tagctx.With(context.Background(), tagctx.MustParse("feature-x")), propagation.HeaderCarrier(h))
+		tagctx.Propagator{}.Inject(taglaneTagged(context.Background()), propagation.HeaderCarrier(h))
 		o := http.Header{}
 		propagation.Baggage{}.Inject(otelTagged(t), propagation.HeaderCarrier(o))
 		if h.Get("Baggage") != "x-tag=feature-x" || o.Get("Baggage") != "x-tag=feature-x" {
 			t.Errorf("taglane wrote %v, otel %v; want baggage x-tag=feature-x from both", h, o)
+		}
+	})
+	t.Run("inject-members", func(t *testing.T) {
+		h := http.Header{}
+		taglaneComposite.Inject(taglaneTagged(otelBaggage(t, otherMembers[:2]...)), propagation.HeaderCarrier(h))
+		o := http.Header{}
+		propagation.Baggage{}.Inject(otelBaggage(t, otherMembers...), propagation.HeaderCarrier(o))
+		// The next hop's OpenTelemetry reads the same three members from both.
+		// (in map order: sorted to compare)
+		read := func(h http.Header) []string {
+			var ms []string
+			for _, m := range baggage.FromContext(propagation.Baggage{}.Extract(context.Background(), propagation.HeaderCarrier(h))).Members() {
+				ms = append(ms, m.String())
+			}
+			slices.Sort(ms)
+			return ms
+		}
+		want := slices.Sorted(slices.Values(otherMembers))
+		if diff := cmp.Diff(read(h), want); diff != "" {
+			t.Errorf("next hop reads from taglane's %v (-got +want):\n%s", h, diff)
+		}
+		if diff := cmp.Diff(read(o), want); diff != "" {
+			t.Errorf("next hop reads from otel's %v (-got +want):\n%s", o, diff)
+		}
+		if h.Get("X-Tag") != "feature-x" {
+			t.Errorf("taglane wrote %v, want X-Tag feature-x too", h)
 		}
 	})
 }

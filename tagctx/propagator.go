@@ -45,6 +45,13 @@ func (p Propagator) keys() (header, member string) {
 // a host name the caller controlled. On a stable node with no decision it
 // writes nothing. Either way it removes a tag member from baggage already
 // in the carrier.
+//
+// An empty value means something only for the tag header. Baggage left
+// with no member is deleted from a HeaderCarrier or a MapCarrier; other
+// carriers cannot delete, so there the baggage value is overwritten with
+// an empty one (which OpenTelemetry and Extract read as no baggage), and
+// only when the carrier held baggage to overwrite: a carrier without
+// baggage never gets an empty one.
 func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
 	t, decided := Lookup(ctx)
 	if !decided {
@@ -52,38 +59,61 @@ func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarri
 	}
 	if hc, ok := carrier.(propagation.HeaderCarrier); ok {
 		if p.Header == "" && p.BaggageKey == "" {
-			InjectHeader(http.Header(hc), DefaultHeader, DefaultBaggageKey, t)
+			injectHeader(http.Header(hc), DefaultHeader, DefaultBaggageKey, t)
 			if decided && t.IsZero() {
 				http.Header(hc)[DefaultHeader] = []string{""}
 			}
 		} else {
 			header, member := p.keys()
-			InjectHeader(http.Header(hc), header, member, t)
+			header = textproto.CanonicalMIMEHeaderKey(header)
+			injectHeader(http.Header(hc), header, member, t)
 			if decided && t.IsZero() {
-				http.Header(hc)[textproto.CanonicalMIMEHeaderKey(header)] = []string{""}
+				http.Header(hc)[header] = []string{""}
 			}
 		}
 		return
 	}
 	header, member := p.keys()
-	existing := carrier.Get(BaggageHeader)
+	var existing []string
+	if vg, ok := carrier.(propagation.ValuesGetter); ok {
+		// Every value: Get returns the first only, and a stale member in
+		// a later one would outlive the rewrite.
+		existing = vg.Values(BaggageHeader)
+	} else if v := carrier.Get(BaggageHeader); v != "" {
+		existing = []string{v}
+	}
 	if t.IsZero() {
 		if decided {
 			carrier.Set(header, "")
 		}
-		if hasMember(existing, member) || len(existing) > MaxBaggageBytes {
-			setOrDelete(carrier, BaggageHeader, MergeBaggage(existing, member, t))
+		if staleBaggage(existing, member) {
+			setOrDelete(carrier, BaggageHeader, MergeBaggageValues(existing, member, t))
 		}
 		return
 	}
 	carrier.Set(header, t.s)
-	carrier.Set(BaggageHeader, MergeBaggage(existing, member, t))
+	carrier.Set(BaggageHeader, MergeBaggageValues(existing, member, t))
+}
+
+// staleBaggage reports whether baggage values must be rewritten for an
+// untagged hop: they hold member key, or are over MaxBaggageBytes (a
+// conforming reader ignores them whole, so they are dropped). Either way
+// the carrier holds baggage.
+func staleBaggage(values []string, key string) bool {
+	total := len(values) - 1
+	for _, v := range values {
+		if hasMember(v, key) {
+			return true
+		}
+		total += len(v)
+	}
+	return total > MaxBaggageBytes
 }
 
 // setOrDelete sets key, or deletes it when v is empty and the carrier can
 // delete: an empty baggage entry is not what "no baggage" looks like. A
-// carrier with no way to delete gets the empty value, which still
-// overwrites the stale member.
+// carrier with no way to delete gets the empty value, which overwrites
+// the stale one; Inject calls it only when the carrier held one.
 func setOrDelete(carrier propagation.TextMapCarrier, key, v string) {
 	if v == "" {
 		if mc, ok := carrier.(propagation.MapCarrier); ok {
@@ -96,11 +126,40 @@ func setOrDelete(carrier propagation.TextMapCarrier, key, v string) {
 
 // InjectHeader writes t into h as header and as baggage member key, merged
 // into the baggage already in h. The zero Tag writes nothing but removes a
-// stale member. It is the allocation-lean path behind Propagator.Inject and
-// the HTTP transport: canonical keys index the map directly and one array
-// backs both values.
+// stale member. It is the lean path behind Propagator.Inject: canonical
+// keys index the map directly, and into a header without baggage the two
+// values are cut from an array shared with other requests' values, no
+// allocation of their own; each value is still the caller's alone to edit.
 func InjectHeader(h http.Header, header, key string, t Tag) {
-	existing := h["Baggage"]
+	if header != DefaultHeader {
+		header = textproto.CanonicalMIMEHeaderKey(header)
+	}
+	injectHeader(h, header, key, t)
+}
+
+// injectHeader is InjectHeader with header already canonical. The common
+// case, a tag and no baggage yet, stays small; the rest is mergeHeader.
+func injectHeader(h http.Header, header, key string, t Tag) {
+	// An empty map has no baggage to merge: a fresh outgoing request's
+	// header usually is, and skipping the lookup saves a third hash.
+	var existing []string
+	if len(h) > 0 {
+		existing = h["Baggage"]
+	}
+	if len(existing) > 0 || t.IsZero() {
+		mergeHeader(h, header, key, t, existing)
+		return
+	}
+	vals := newPair(h)
+	vals[0], vals[1] = t.s, member(key, t)
+	// Full slice expressions: an Add on either header reallocates rather
+	// than writing into the other's element.
+	h[header] = vals[0:1:1]
+	h["Baggage"] = vals[1:2:2]
+}
+
+// mergeHeader is injectHeader where h holds baggage or t is zero.
+func mergeHeader(h http.Header, header, key string, t Tag, existing []string) {
 	if t.IsZero() {
 		if len(existing) > 1 || len(existing) == 1 && (hasMember(existing[0], key) || len(existing[0]) > MaxBaggageBytes) {
 			if merged := MergeBaggageValues(existing, key, t); merged != "" {
@@ -111,13 +170,9 @@ func InjectHeader(h http.Header, header, key string, t Tag) {
 		}
 		return
 	}
-	vals := new([2]string)
-	vals[0], vals[1] = t.s, MergeBaggageValues(existing, key, t)
-	// Full slice expressions: an Add on either header reallocates rather
-	// than writing into the other's element.
-	if header != DefaultHeader {
-		header = textproto.CanonicalMIMEHeaderKey(header)
-	}
+	// A merged value can be up to MaxBaggageBytes: an array of its own,
+	// so it never pins a slab or a slab pins it.
+	vals := []string{t.s, MergeBaggageValues(existing, key, t)}
 	h[header] = vals[0:1:1]
 	h["Baggage"] = vals[1:2:2]
 }
