@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -99,12 +100,11 @@ func incomingPair(ctx context.Context, a, b string) (av, bv []string) {
 	md, _ := ctx.Value(incomingKey).(metadata.MD)
 	av, aok := md[a]
 	bv, bok := md[b]
-	if aok && bok || len(md) == 0 {
+	if aok && bok || len(md) == 0 || fromTransport(ctx, md) {
 		return av, bv
 	}
-	// A key received from the wire is lower case (HTTP/2 refuses others),
-	// but a map built in process (an interceptor's or a test's) may spell
-	// it otherwise, and grpc's readers match keys in any case: one pass
+	// A map built in process (an interceptor's or a test's) may spell a
+	// key otherwise, and grpc's readers match keys in any case: one pass
 	// for both keys, where ValueFromIncomingContext made one per key.
 	// Only a key of the right length is compared.
 	for k, v := range md {
@@ -129,4 +129,33 @@ func hasOutgoing(ctx context.Context) bool {
 		return ok
 	}
 	return ctx.Value(outgoingKey) != nil
+}
+
+// contextStream is what grpc's server transport stream offers beyond
+// grpc.ServerTransportStream: its context, which carries the metadata the
+// transport received.
+type contextStream interface {
+	Context() context.Context
+}
+
+// fromTransport reports whether md is the very map grpc's server
+// transport received for the call of ctx, rather than one an interceptor
+// or a test put there. Its keys are lower case: the HTTP/2 framer refuses
+// a header name with an upper-case letter, and the net/http transport
+// (ServeHTTP) lowercases them. So a key absent from it is absent in every
+// spelling, and the scan for other spellings, the larger part of an
+// untagged call's cost, can be skipped. Two short context walks: grpc
+// puts the stream near the top of the handler's context, and the
+// metadata near the top of the stream's.
+func fromTransport(ctx context.Context, md metadata.MD) bool {
+	st, ok := grpc.ServerTransportStreamFromContext(ctx).(contextStream)
+	if !ok {
+		return false
+	}
+	sctx := st.Context()
+	if sctx == nil {
+		return false
+	}
+	tmd, _ := sctx.Value(incomingKey).(metadata.MD)
+	return tmd != nil && reflect.ValueOf(tmd).UnsafePointer() == reflect.ValueOf(md).UnsafePointer()
 }
