@@ -23,8 +23,9 @@ import (
 var (
 	// incomingKey finds the metadata.MD a server received, nil if unusable.
 	incomingKey = learnIncomingKey()
-	// outgoingKey finds the outgoing metadata (an unexported grpc type,
-	// only tested for presence or copied whole), nil if unusable.
+	// outgoingKey finds the outgoing metadata, nil if unusable. Its value
+	// is of an unexported grpc type: only tested for presence, or set to
+	// a value grpc itself built (sentMD).
 	outgoingKey = learnOutgoingKey()
 )
 
@@ -77,7 +78,7 @@ func learnOutgoingKey() any {
 		return nil
 	}
 	// A value taken from one context and put under key into another must
-	// carry the same metadata there: that is how appendTag reuses one.
+	// carry the same metadata there: that is how clientContext reuses one.
 	src := metadata.AppendToOutgoingContext(context.Background(), "taglane-probe", "1", "taglane-probe", "2")
 	v := src.Value(key)
 	if v == nil || context.Background().Value(key) != nil {
@@ -119,16 +120,6 @@ func incomingPair(ctx context.Context, a, b string) (av, bv []string) {
 		}
 	}
 	return av, bv
-}
-
-// hasOutgoing reports whether ctx may carry outgoing metadata; false means
-// it carries none.
-func hasOutgoing(ctx context.Context) bool {
-	if outgoingKey == nil {
-		_, ok := metadata.FromOutgoingContext(ctx)
-		return ok
-	}
-	return ctx.Value(outgoingKey) != nil
 }
 
 // contextStream is what grpc's server transport stream offers beyond
