@@ -65,8 +65,9 @@ type grpcCase struct {
 // grpcCases are plain gRPC, plain gRPC sending the two metadata entries a
 // tagged taglane call sends (the wire's share of the tagged line),
 // taglane's interceptors and balancer with untagged and tagged traffic on
-// a stable node, and otelgrpc's stats handlers propagating the same tag as
-// W3C baggage, the anchor doing the same job.
+// a stable node, otelgrpc's stats handlers propagating the same tag as
+// W3C baggage, the anchor doing the same job, and interceptors that do
+// nothing, gRPC's own price for any interceptor.
 func grpcCases(tb testing.TB) []grpcCase {
 	prop := otelgrpc.WithPropagators(propagation.Baggage{})
 	lanes, err := rpc.New()
@@ -84,7 +85,31 @@ func grpcCases(tb testing.TB) []grpcCase {
 		{name: "otelgrpc-baggage", vs: 1, ctx: otelTagged(tb),
 			sopts: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(prop))},
 			dopts: []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(prop))}},
+		// Interceptors that only pass the call on: what gRPC itself
+		// charges for any interceptor (its chain, the server's
+		// UnaryServerInfo, one more frame on the handler goroutine's
+		// stack), so taglane's own share of the untagged line can be read
+		// off against it.
+		{name: "noop-interceptors", vs: 0, ctx: context.Background(),
+			sopts: []grpc.ServerOption{grpc.ChainUnaryInterceptor(noopUnaryServer), grpc.ChainStreamInterceptor(noopStreamServer)},
+			dopts: []grpc.DialOption{grpc.WithChainUnaryInterceptor(noopUnaryClient), grpc.WithChainStreamInterceptor(noopStreamClient)}},
 	}
+}
+
+func noopUnaryServer(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(ctx, req)
+}
+
+func noopStreamServer(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return h(srv, ss)
+}
+
+func noopUnaryClient(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+func noopStreamClient(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(ctx, desc, cc, method, opts...)
 }
 
 // dial starts a server for c on loopback and returns a connected client.
@@ -148,6 +173,7 @@ var grpcPairs = []struct{ peer, taglane string }{
 	{"plain", "taglane-untagged"},
 	{"plain-tag-metadata", "taglane-tagged"},
 	{"otelgrpc-baggage", "taglane-tagged"},
+	{"noop-interceptors", "taglane-untagged"},
 }
 
 var grpcKinds = []struct {

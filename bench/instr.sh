@@ -130,12 +130,15 @@ if [ "$what" = all ] || [ "$what" = grpc ]; then
 				plain-tag-metadata="$p/^vs=plain-tag-metadata\$/^side=peer\$" \
 				taglane-untagged="$p/^vs=plain\$/^side=taglane\$" \
 				taglane-tagged="$p/^vs=plain-tag-metadata\$/^side=taglane\$" \
-				otelgrpc-baggage="$p/^vs=otelgrpc-baggage\$/^side=peer\$" | tee "$work/$kind"
+				otelgrpc-baggage="$p/^vs=otelgrpc-baggage\$/^side=peer\$" \
+				noop-interceptors="$p/^vs=noop-interceptors\$/^side=peer\$" | tee "$work/$kind"
 			summary <"$work/$kind" | tee "$work/$kind.sum"
 			ratio taglane-untagged plain <"$work/$kind.sum"
 			ratio taglane-tagged plain-tag-metadata <"$work/$kind.sum"
 			ratio taglane-tagged plain <"$work/$kind.sum"
 			ratio otelgrpc-baggage plain-tag-metadata <"$work/$kind.sum"
+			ratio noop-interceptors plain <"$work/$kind.sum"
+			ratio taglane-untagged noop-interceptors <"$work/$kind.sum"
 		done
 	} | tee "$out"
 fi

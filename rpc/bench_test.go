@@ -120,6 +120,9 @@ func BenchmarkInterceptors(b *testing.B) {
 	outTagged := tagctx.With(context.Background(), tagctx.MustParse("feature-x"))
 	inUntagged := metadata.NewIncomingContext(context.Background(), wire)
 	inTagged := metadata.NewIncomingContext(context.Background(), tagged)
+	// As a real server's handler context: the metadata is the one the
+	// transport stream received, so keys absent in lower case are absent.
+	fromWire := grpc.NewContextWithServerTransportStream(inUntagged, benchStream{inUntagged})
 
 	cases := []struct {
 		name string
@@ -128,6 +131,7 @@ func BenchmarkInterceptors(b *testing.B) {
 		{name: "client/untagged", run: func() { client(context.Background(), "/m", nil, nil, nil, invoker) }},
 		{name: "client/tagged", run: func() { client(outTagged, "/m", nil, nil, nil, invoker) }},
 		{name: "server/untagged", run: func() { server(inUntagged, nil, info, handler) }},
+		{name: "server/untagged/transport-metadata", run: func() { server(fromWire, nil, info, handler) }},
 		{name: "server/tagged", run: func() { server(inTagged, nil, info, handler) }},
 	}
 	for _, c := range cases {
@@ -139,6 +143,16 @@ func BenchmarkInterceptors(b *testing.B) {
 		})
 	}
 }
+
+// benchStream stands in for grpc's server transport stream, whose context
+// holds the metadata the transport received.
+type benchStream struct{ ctx context.Context }
+
+func (s benchStream) Context() context.Context   { return s.ctx }
+func (benchStream) Method() string               { return "/grpc.testing.TestService/EmptyCall" }
+func (benchStream) SetHeader(metadata.MD) error  { return nil }
+func (benchStream) SendHeader(metadata.MD) error { return nil }
+func (benchStream) SetTrailer(metadata.MD) error { return nil }
 
 // BenchmarkUnaryPaired measures taglane's share of a loopback unary call as
 // a ratio, alternating short blocks of calls between plain gRPC and taglane

@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -57,8 +59,21 @@ func (o *options) clientContext(ctx context.Context) context.Context {
 		t = tagctx.Node()
 	}
 	mark := decided && t.IsZero()
-	// Neither lookup allocates when the key is absent, the common case;
-	// otelgrpc's baggage is not here yet (its stats handler injects later).
+	if outgoingKey != nil && ctx.Value(outgoingKey) == nil {
+		// No outgoing metadata at all, the common case: nothing to merge
+		// or remove, so what goes out depends on t alone and is built once
+		// per tag (o.sent), and the call pays one allocation, the context,
+		// where AppendToOutgoingContext made four.
+		switch {
+		case !t.IsZero():
+			return context.WithValue(ctx, outgoingKey, o.sent.tagged(t))
+		case mark:
+			return context.WithValue(ctx, outgoingKey, o.sent.mark)
+		}
+		return ctx
+	}
+	// Neither lookup allocates when the key is absent; otelgrpc's baggage
+	// is not here yet (its stats handler injects later).
 	tagVals := metadata.ValueFromOutgoingContext(ctx, o.mdKey)
 	bagVals := metadata.ValueFromOutgoingContext(ctx, tagctx.BaggageHeader)
 	if t.IsZero() {
@@ -100,4 +115,70 @@ func (o *options) clientContext(ctx context.Context) context.Context {
 		md.Set(tagctx.BaggageHeader, merged)
 	}
 	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// sentSlots sizes the cache of outgoing metadata per tag: direct-mapped,
+// so a flood of distinct tags only evicts (each miss costs what every call
+// cost before the cache), and memory stays fixed.
+const (
+	sentBits  = 6
+	sentSlots = 1 << sentBits
+)
+
+// sentMD is the outgoing metadata a call with no metadata of its own
+// sends, as grpc keeps it under outgoingKey: the untagged mark, and per
+// tag the tag key and the bare baggage member. Shared by every call that
+// sends it, so it is never modified: grpc's readers copy, and its
+// transport only reads.
+type sentMD struct {
+	mdKey, baggageKey string
+	mark              any
+	slots             [sentSlots]atomic.Pointer[sentEntry]
+}
+
+type sentEntry struct {
+	tag string
+	raw any
+}
+
+// newSentMD returns the cache for the keys of o; nil when outgoingKey is
+// unusable (clientContext then never asks it).
+func newSentMD(o *options) *sentMD {
+	if outgoingKey == nil {
+		return nil
+	}
+	return &sentMD{
+		mdKey:      o.mdKey,
+		baggageKey: o.baggageKey,
+		mark:       outgoingValue(o.mdKey, ""),
+	}
+}
+
+// tagged returns the metadata sent for t, not the zero Tag.
+func (s *sentMD) tagged(t tagctx.Tag) any {
+	slot := &s.slots[sentSlot(t.String())]
+	if e := slot.Load(); e != nil && e.tag == t.String() {
+		return e.raw
+	}
+	// A tag parsed from a header is a substring of it: keep a copy, not
+	// the header.
+	str := strings.Clone(t.String())
+	e := &sentEntry{tag: str, raw: outgoingValue(s.mdKey, str, tagctx.BaggageHeader, tagctx.MergeBaggage("", s.baggageKey, t))}
+	slot.Store(e)
+	return e.raw
+}
+
+// outgoingValue is what grpc keeps under outgoingKey for kv appended to a
+// context without metadata: the form plain gRPC callers' metadata takes,
+// which its transport sends without a map to walk.
+func outgoingValue(kv ...string) any {
+	return metadata.AppendToOutgoingContext(context.Background(), kv...).Value(outgoingKey)
+}
+
+// sentSlot hashes a tag (never empty) by its length and three of its
+// bytes: a per-call cost independent of the tag's length. Tags that
+// collide only take turns in the slot.
+func sentSlot(s string) uint32 {
+	h := uint32(len(s)) | uint32(s[0])<<8 | uint32(s[len(s)/2])<<16 | uint32(s[len(s)-1])<<24
+	return (h * 0x9e3779b1) >> (32 - sentBits)
 }

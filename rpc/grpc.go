@@ -26,6 +26,7 @@ func New(opts ...Option) (*Lanes, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.sent = newSentMD(o)
 	sc := serviceConfig(o)
 	// The balancer parses the same JSON when a client is built; checking
 	// it here makes a bad config this constructor's error, not a

@@ -65,7 +65,8 @@ type options struct {
 	// at runtime; see WithParentsFrom.
 	parentsFrom func(tagctx.Tag) ([]tagctx.Tag, bool)
 	strict      bool
-	err         error // the first bad option's
+	sent        *sentMD // client.go: outgoing metadata per tag, set by New
+	err         error   // the first bad option's
 }
 
 // newOptions resolves opts once; the error is the first bad option's.
