@@ -200,11 +200,25 @@ func endSend(span trace.Span, res *primitive.SendResult, err error) {
 func (tr *tracing) process(ctx context.Context, topic, group string, msgs []*primitive.MessageExt) (context.Context, trace.Span) {
 	tr = tr.resolved()
 	if tr.off() {
-		// Pass the producer's trace context through to the handler's own
-		// calls, as propagation without an SDK does.
-		ctx = tr.prop.Extract(ctx, MessageCarrier{&msgs[0].Message})
-		return ctx, nonRecording
+		return tr.passThrough(ctx, msgs[0]), nonRecording
 	}
+	return tr.processSpan(ctx, topic, group, msgs)
+}
+
+// passThrough is process without an SDK: it passes the producer's trace
+// context through to the handler's own calls, as propagation without an
+// SDK does. The consumer's hot path calls it directly, so it must stay
+// small: its frame is on the per-message goroutine's 2 KiB stack.
+func (tr *tracing) passThrough(ctx context.Context, m *primitive.MessageExt) context.Context {
+	return tr.prop.Extract(ctx, MessageCarrier{&m.Message})
+}
+
+// processSpan is process with an SDK. It is kept out of line: its
+// attribute and option arrays make a frame of about 1 KiB, which on the
+// per-message goroutine would grow the stack for every message.
+//
+//go:noinline
+func (tr *tracing) processSpan(ctx context.Context, topic, group string, msgs []*primitive.MessageExt) (context.Context, trace.Span) {
 	attrs := make([]attribute.KeyValue, 0, 8)
 	attrs = append(attrs, attrSystem, attrProcessType, attrProcessName, attrModel,
 		semconv.MessagingDestinationName(topic), semconv.MessagingConsumerGroupName(group))
