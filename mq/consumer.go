@@ -140,7 +140,10 @@ func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
 	if instance == "" {
 		instance = fmt.Sprintf("taglane-%s-%d-%d", group, os.Getpid(), instanceSeq.Add(1))
 	}
-	copts := append([]consumer.Option{}, cfg.consumerOpts...)
+	// The prefilter (prefilter.go) reads c, which exists once the push
+	// consumer does; its hook runs only after Start.
+	var c *Consumer
+	copts := append([]consumer.Option{prefilterOption(&c)}, cfg.consumerOpts...)
 	copts = append(copts,
 		consumer.WithNameServer(cfg.nameServers),
 		consumer.WithGroupName(group),
@@ -151,7 +154,7 @@ func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mq: push consumer of group %q: %w", group, err)
 	}
-	c := &Consumer{
+	c = &Consumer{
 		cfg:      cfg,
 		base:     baseGroup,
 		group:    group,
