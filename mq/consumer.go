@@ -480,7 +480,7 @@ func (c *Consumer) fastTag(ctx context.Context, m *primitive.MessageExt, raw str
 	}
 	vw := c.view.Load()
 	// decide(m, online), the property already read.
-	t, v, rej := c.filter.decideRaw(raw, m.ReconsumeTimes > 0, vw.onlineAt(time.Now()))
+	t, v, rej := c.filter.decideRaw(raw, m.ReconsumeTimes > 0, onlineNow(vw))
 	if v == handle && (rej != nil || !(c.tag.IsZero() || t == c.tag)) {
 		return ctx, tagctx.Tag{}, actSlow
 	}
@@ -500,13 +500,23 @@ func (c *Consumer) fastTag(ctx context.Context, m *primitive.MessageExt, raw str
 	return c.cfg.tracing.passThrough(ctx, m), t, actHandle
 }
 
+// onlineNow is vw.onlineAt(time.Now()) without reading the clock when no
+// lane is online (always on a lane consumer, which has no view): onlineAt
+// answers v.online or nil, empty either way then.
+func onlineNow(vw *view) map[tagctx.Tag]struct{} {
+	if vw == nil || len(vw.online) == 0 {
+		return nil
+	}
+	return vw.onlineAt(time.Now())
+}
+
 // consumeOne is the single-message path in full: the decision, the
 // bookkeeping and deliver.
 //
 //go:noinline
 func (c *Consumer) consumeOne(ctx context.Context, s *subscription, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	vw := c.view.Load()
-	t, v, rej := c.filter.decide(msgs[0], vw.onlineAt(time.Now()))
+	t, v, rej := c.filter.decide(msgs[0], onlineNow(vw))
 	c.hold()
 	if v == skip {
 		c.skipped.Add(1)
@@ -520,7 +530,7 @@ func (c *Consumer) consumeOne(ctx context.Context, s *subscription, msgs []*prim
 // consumeBatch splits a batch by tag and runs the handler once per tag.
 func (c *Consumer) consumeBatch(ctx context.Context, s *subscription, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	vw := c.view.Load()
-	online := vw.onlineAt(time.Now())
+	online := onlineNow(vw)
 	var groups []tagGroup
 	for _, m := range msgs {
 		t, v, rej := c.filter.decide(m, online)

@@ -1,8 +1,6 @@
 package mq
 
 import (
-	"time"
-
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/hooks"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -45,7 +43,7 @@ func (c *Consumer) prefilter(msgs []*primitive.MessageExt) []*primitive.MessageE
 	if len(msgs) < 2 {
 		return msgs
 	}
-	online := c.view.Load().onlineAt(time.Now())
+	online := onlineNow(c.view.Load())
 	if c.tag.IsZero() && len(online) == 0 {
 		// A stable consumer skips only online lanes' tags: nothing to
 		// read. (Its retries and untagged messages are handled anyway.)
