@@ -143,3 +143,62 @@ func BenchmarkPrefilter(b *testing.B) {
 		c.prefilter(batch)
 	}
 }
+
+// TestFastPathAgreesWithDecide: the single-message fast path reads the tag
+// property itself and calls decideRaw (consumeFunc says why); for every
+// consumer role, tag, retry and liveness view it must reach filter.decide's
+// verdict, and the prefilter too, so a change to decide shows up here.
+func TestFastPathAgreesWithDecide(t *testing.T) {
+	blue := tagctx.MustParse("blue")
+	views := map[string]*view{
+		"no view":     nil,
+		"blue online": {online: map[tagctx.Tag]struct{}{blue: {}}, until: time.Now().Add(time.Hour)},
+		"stale":       {online: map[tagctx.Tag]struct{}{blue: {}}, until: time.Now().Add(-time.Second)},
+		"none online": {online: map[tagctx.Tag]struct{}{}, until: time.Now().Add(time.Hour)},
+	}
+	for _, lane := range []string{"", "blue", "green"} {
+		for vname, vw := range views {
+			for _, tag := range []string{"", "blue", "green", "BLUE", "bad_tag"} {
+				for _, retry := range []bool{false, true} {
+					name := "stable"
+					if lane != "" {
+						name = "lane " + lane
+					}
+					t.Run(name+"/"+vname+"/"+tag+"/retry="+map[bool]string{false: "no", true: "yes"}[retry], func(t *testing.T) {
+						c := &Consumer{filter: filter{key: "x-tag"}}
+						c.cfg.tracing.resolve()
+						if lane != "" {
+							c.tag = tagctx.MustParse(lane)
+							c.filter.lane = c.tag
+						}
+						if vw != nil {
+							c.view.Store(vw)
+						}
+						m := msgWithTag("x-tag", tag)
+						if retry {
+							m.ReconsumeTimes = 1
+						}
+						_, want, _ := c.filter.decide(m, vw.onlineAt(time.Now()))
+						var got []tagctx.Tag
+						f := c.consumeFunc(&subscription{topic: "orders", h: func(ctx context.Context, _ ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+							got = append(got, tagctx.From(ctx))
+							return consumer.ConsumeSuccess, nil
+						}})
+						if r, err := f(context.Background(), m); r != consumer.ConsumeSuccess || err != nil {
+							t.Fatalf("consume: %v, %v", r, err)
+						}
+						if handled := len(got) == 1; handled != (want == handle) {
+							t.Errorf("consume path handled=%v, decide says %v", handled, want)
+						}
+						// The prefilter drops a message only when it is not a
+						// batch's last, so put it first of two.
+						kept := c.prefilter([]*primitive.MessageExt{m, msgWithTag("x-tag", "")})
+						if dropped := len(kept) == 1; dropped != (want == skip) {
+							t.Errorf("prefilter dropped=%v, decide says %v", dropped, want)
+						}
+					})
+				}
+			}
+		}
+	}
+}
