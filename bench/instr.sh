@@ -16,7 +16,10 @@
 # the same in both runs and cancel. Every side is measured REPS times; the
 # spread is (max - min) / mean of its per-op counts over the repeats.
 #
-# MQ: kind=preload starts the broker and sends the messages and consumes
+# MQ: kind=lane-skip is a lane consumer skipping every message (none is
+# of its tag), kind=lane-skip-noprefilter the same with mq's pull-side
+# prefilter replaced by a pass-through filter hook; handler=none only
+# (they call no handler). kind=preload starts the broker and sends the messages and consumes
 # none; its per-op count is subtracted from the plain and stable sides',
 # leaving each consumer's own work per message. kind=stable-hourly is the
 # stable consumer reading lane liveness hourly instead of every 250 ms (see
@@ -172,7 +175,9 @@ if [ "$what" = all ] || [ "$what" = mq ]; then
 				preload="$p/^kind=preload\$" \
 				plain="$p/^kind=plain\$" \
 				stable="$p/^kind=stable\$" \
-				stable-hourly="$p/^kind=stable-hourly\$" | tee "$work/$handler"
+				stable-hourly="$p/^kind=stable-hourly\$" \
+				lane-skip="$p/^kind=lane-skip\$" \
+				lane-skip-noprefilter="$p/^kind=lane-skip-noprefilter\$" | tee "$work/$handler"
 			summary preload <"$work/$handler" | tee "$work/$handler.sum"
 			ratio plain stable-hourly 8 <"$work/$handler.sum" | sed 's|ratio plain/stable-hourly|stable-hourly-%-of-plain (consumer work only)|'
 			# throughput is the inverse of the work per message:
@@ -180,6 +185,11 @@ if [ "$what" = all ] || [ "$what" = mq ]; then
 			# over stable's
 			ratio plain stable 8 <"$work/$handler.sum" | sed 's|ratio plain/stable|stable-%-of-plain (consumer work only)|'
 			ratio plain stable <"$work/$handler.sum" | sed 's|ratio plain/stable|stable-%-of-plain (with preload)|'
+			# a lane consumer skipping every message, against plain
+			# handling every one: the same drain, and with and without
+			# mq's pull-side prefilter
+			ratio plain lane-skip 8 <"$work/$handler.sum" | sed 's|ratio plain/lane-skip|lane-skip-%-of-plain (consumer work only)|'
+			ratio plain lane-skip-noprefilter 8 <"$work/$handler.sum" | sed 's|ratio plain/lane-skip-noprefilter|lane-skip-noprefilter-%-of-plain (consumer work only)|'
 		done
 	} | tee "$out"
 fi

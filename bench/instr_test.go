@@ -25,6 +25,11 @@ import (
 //     stable sides' count that grows with b.N but is neither consumer's
 //     work, which instr.sh subtracts from both before it divides.
 //   - kind=plain and kind=stable are consumeAll's two consumers.
+//   - kind=lane-skip is a lane consumer (tag green) skipping all b.N
+//     messages, none being of its tag; kind=lane-skip-noprefilter the
+//     same with mq's pull-side prefilter replaced by a filter hook that
+//     keeps every message (drainLaneSkip). Its count includes its Start
+//     and the polling of Stats, both alike at N1 and N2.
 //   - kind=stable-hourly is the stable consumer reading lane liveness
 //     once an hour instead of every 250 ms: under valgrind a message
 //     takes about 50 times as long, so the refreshes that cost a stable
@@ -43,6 +48,18 @@ func BenchmarkMQConsumeInstr(b *testing.B) {
 			})
 			for _, kind := range []string{"plain", "stable"} {
 				b.Run("kind="+kind, func(b *testing.B) {
+					b.ReportAllocs()
+					consumeAll(b, kind, b.N, work, b.ResetTimer)
+				})
+			}
+			// A lane consumer skipping every message, with and without
+			// mq's pull-side prefilter (drainLaneSkip); the handler is
+			// never called, so only handler=none runs them.
+			for _, kind := range []string{"lane-skip", "lane-skip-noprefilter"} {
+				b.Run("kind="+kind, func(b *testing.B) {
+					if work != workNone {
+						b.Skip("the lane consumer handles nothing: the handler does not matter")
+					}
 					b.ReportAllocs()
 					consumeAll(b, kind, b.N, work, b.ResetTimer)
 				})

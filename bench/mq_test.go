@@ -88,6 +88,9 @@ func consumeAll(tb testing.TB, kind string, n, work int, preloaded func()) time.
 func drain(tb testing.TB, kind string, n, work int, preloaded func(),
 	plainOpts []consumer.Option, wrap func(mq.Handler) mq.Handler) time.Duration {
 	tb.Helper()
+	if kind == "lane-skip" || kind == "lane-skip-noprefilter" {
+		return drainLaneSkip(tb, n, preloaded, kind == "lane-skip-noprefilter")
+	}
 	s := rocketmqtest.RunT(tb)
 	const topic = "bench"
 	if err := s.CreateTopic(topic, 4); err != nil {
@@ -164,6 +167,84 @@ func drain(tb testing.TB, kind string, n, work int, preloaded func(),
 		tb.Fatalf("%s consumed %d of %d", kind, got.Load(), n)
 	}
 	return time.Duration(time.Now().UnixNano() - first.Load())
+}
+
+// drainLaneSkip starts a lane consumer of tag "green" on a fresh embedded
+// broker, then sends it preload's n messages, none of its tag, and returns
+// the time from the end of the sends to its last skip. The lane starts
+// first because with no stable group on the topic it starts at the max
+// offset. noPrefilter replaces mq's pull-side prefilter with a filter hook
+// that keeps every message (as a user's own hook does), so every skip goes
+// through the client's per-message goroutine.
+func drainLaneSkip(tb testing.TB, n int, preloaded func(), noPrefilter bool) time.Duration {
+	tb.Helper()
+	s := rocketmqtest.RunT(tb)
+	const topic = "bench"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		tb.Fatal(err)
+	}
+	opts := []mq.Option{mq.WithNameServer(s.NameServer()), mq.WithNode(tagctx.MustParse("green")),
+		mq.WithInstanceName(instance("green")), mq.WithStartWait(0)}
+	if noPrefilter {
+		opts = append(opts, mq.WithConsumerOptions(consumer.WithFilterMessageHook([]hooks.FilterMessageHook{
+			func(fc *hooks.FilterMessageContext) ([]*primitive.MessageExt, error) { return fc.Msg, nil },
+		})))
+	}
+	c, err := mq.NewConsumer("svc", opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := c.Subscribe(topic, consumer.MessageSelector{}, func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		tb.Error("the green lane consumer handled a message: the topic holds none of its tag")
+		return consumer.ConsumeSuccess, nil
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Shutdown()
+	// Skips call no handler to signal from: poll the counter, seldom
+	// enough that the polling is a small part of an instruction count.
+	deadline := time.NewTimer(2 * time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	waitSkipped := func(want uint64) {
+		for c.Stats().Skipped < want {
+			select {
+			case <-deadline.C:
+				tb.Fatalf("lane consumer skipped %d of %d", c.Stats().Skipped, want)
+			case <-tick.C:
+			}
+		}
+	}
+	// One message per queue first (single sends, the producer's round
+	// robin), so the consumer owns and pulls every queue before the
+	// preload starts.
+	const warm = 4
+	raw, err := rocketmq.NewProducer(producer.WithNameServer([]string{s.NameServer()}),
+		producer.WithInstanceName(instance("warm")))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := raw.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	for i := range warm {
+		if _, err := raw.SendSync(context.Background(), primitive.NewMessage(topic, fmt.Appendf(nil, "warm-%d", i))); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	raw.Shutdown()
+	waitSkipped(warm)
+	preload(tb, s, topic, n)
+	if preloaded != nil {
+		preloaded()
+	}
+	start := time.Now()
+	waitSkipped(warm + uint64(n))
+	return time.Since(start)
 }
 
 // BenchmarkMQConsume is the throughput of the plain rocketmq-client-go

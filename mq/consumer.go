@@ -52,6 +52,10 @@ type subscription struct {
 	topic string
 	expr  string // TAG expression for the takeover pulls
 	h     Handler
+	c     *Consumer // set by consumeFunc
+	// slow is consumeFunc's path for batches and for messages whose
+	// route proof is recorded.
+	slow func(context.Context, []*primitive.MessageExt) (consumer.ConsumeResult, error)
 }
 
 // Consumer is a lane-aware push consumer: a lane consumer if its node tag is
@@ -91,7 +95,10 @@ type Consumer struct {
 	pause atomic.Pointer[chan struct{}]
 }
 
-// hold blocks while the instance is paused (see Consumer.pause).
+// hold blocks while the instance is paused (see Consumer.pause). Out of
+// line: its select would enlarge the consume path's frame (consumeFunc).
+//
+//go:noinline
 func (c *Consumer) hold() {
 	if p := c.pause.Load(); p != nil {
 		select {
@@ -133,7 +140,10 @@ func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
 	if instance == "" {
 		instance = fmt.Sprintf("taglane-%s-%d-%d", group, os.Getpid(), instanceSeq.Add(1))
 	}
-	copts := append([]consumer.Option{}, cfg.consumerOpts...)
+	// The prefilter (prefilter.go) reads c, which exists once the push
+	// consumer does; its hook runs only after Start.
+	var c *Consumer
+	copts := append([]consumer.Option{prefilterOption(&c)}, cfg.consumerOpts...)
 	copts = append(copts,
 		consumer.WithNameServer(cfg.nameServers),
 		consumer.WithGroupName(group),
@@ -144,7 +154,7 @@ func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mq: push consumer of group %q: %w", group, err)
 	}
-	c := &Consumer{
+	c = &Consumer{
 		cfg:      cfg,
 		base:     baseGroup,
 		group:    group,
@@ -396,19 +406,117 @@ type tagGroup struct {
 	msgs     []*primitive.MessageExt
 }
 
+// consumeFunc returns the callback the push consumer runs for s.
+//
+// rocketmq-client-go v2.1.2 runs every call on a new goroutine with a
+// 2 KiB stack and leaves about 360 bytes of it to the callback: its own
+// frames (the goroutine's closure alone is 528 bytes) take the rest of
+// what a function may use before the runtime grows the stack. Growing it
+// (morestack, copystack) costs more than everything taglane does for a
+// message. So the common case, one message handled with tracing off and
+// no observer, keeps the deepest calls right below this closure's small
+// frame: the property read (the map lookup's frames take about 260
+// bytes) and tagctx.With (its allocation's mallocgc frames, about 270).
+// The decision and its bookkeeping run in fastTag, whose frame is gone by
+// then, and everything else (batches, rejected tags, an observer, spans,
+// the misroute report) in s.slow, entered only when needed. Measure a
+// change here with bench/instr-diff.sh: runtime.newstack and copystack
+// must stay at the plain consumer's count. (Not inlined into Subscribe:
+// the closure would be compiled as part of a function too big to inline
+// into.)
+//
+//go:noinline
 func (c *Consumer) consumeFunc(s *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	s.c = c
+	// A func value: its arguments are ctx and msgs only, so the closure
+	// below reserves no more spill space for it than for the handler.
+	s.slow = func(ctx context.Context, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		if len(msgs) != 1 {
 			return c.consumeBatch(ctx, s, msgs)
 		}
 		return c.consumeOne(ctx, s, msgs)
 	}
+	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		if len(msgs) == 1 {
+			// filter.decide's property read, made here rather than two
+			// frames down (see above); fastTag does the rest of decide.
+			raw := msgs[0].GetProperty(s.c.filter.key)
+			switch ctx, t, a := s.c.fastTag(ctx, msgs[0], raw); a {
+			case actHandle:
+				return s.h(tagctx.With(ctx, t), msgs...)
+			case actSkip:
+				return consumer.ConsumeSuccess, nil
+			}
+		}
+		return s.slow(ctx, msgs)
+	}
 }
 
-// consumeOne is the path of the client's default batch size, 1.
+// act is what the single-message path does with a message.
+type act uint8
+
+const (
+	actHandle act = iota // the tag's context and the handler, nothing else
+	actSkip              // acked unhandled (counted)
+	actSlow              // consumeOne decides it again and does all of it
+)
+
+// fastTag decides m, whose tag property reads raw, for the single-message
+// path and, unless it hands m to consumeOne (which then decides anew, so
+// nothing is counted twice), does the decision's bookkeeping: the
+// counters, the takeover's record of handled messages, and a paused
+// instance's hold between decision and ack. For a message to handle it
+// returns ctx with the producer's trace context (tracing is off here) and
+// the message's tag, for the caller's tagctx.With.
+//
+//go:noinline
+func (c *Consumer) fastTag(ctx context.Context, m *primitive.MessageExt, raw string) (context.Context, tagctx.Tag, act) {
+	// The proof is recorded only when someone reads it (an observer, a
+	// span) or for a misroute: a stable consumer's route is matched or
+	// fallback, a lane consumer's matched for its own tag; any other case
+	// goes to consumeOne, where tagctx.Decide says which it is.
+	if c.cfg.observer != nil || !c.cfg.tracing.off() {
+		return ctx, tagctx.Tag{}, actSlow
+	}
+	vw := c.view.Load()
+	// decide(m, online), the property already read.
+	t, v, rej := c.filter.decideRaw(raw, m.ReconsumeTimes > 0, onlineNow(vw))
+	if v == handle && (rej != nil || !(c.tag.IsZero() || t == c.tag)) {
+		return ctx, tagctx.Tag{}, actSlow
+	}
+	if c.pause.Load() != nil {
+		c.hold()
+	}
+	if v == skip {
+		c.skipped.Add(1)
+		return ctx, tagctx.Tag{}, actSkip
+	}
+	c.handled.Add(1)
+	if vw != nil && len(vw.track) != 0 {
+		vw.noteHandled(t, m)
+	}
+	// The trace context first, as deliver does: a propagator's extraction
+	// (tagctx.Propagator in a composite) must not overrule this decision.
+	return c.cfg.tracing.passThrough(ctx, m), t, actHandle
+}
+
+// onlineNow is vw.onlineAt(time.Now()) without reading the clock when no
+// lane is online (always on a lane consumer, which has no view): onlineAt
+// answers v.online or nil, empty either way then.
+func onlineNow(vw *view) map[tagctx.Tag]struct{} {
+	if vw == nil || len(vw.online) == 0 {
+		return nil
+	}
+	return vw.onlineAt(time.Now())
+}
+
+// consumeOne is the single-message path in full: the decision, the
+// bookkeeping and deliver.
+//
+//go:noinline
 func (c *Consumer) consumeOne(ctx context.Context, s *subscription, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	vw := c.view.Load()
-	t, v, rej := c.filter.decide(msgs[0], vw.onlineAt(time.Now()))
+	t, v, rej := c.filter.decide(msgs[0], onlineNow(vw))
 	c.hold()
 	if v == skip {
 		c.skipped.Add(1)
@@ -422,7 +530,7 @@ func (c *Consumer) consumeOne(ctx context.Context, s *subscription, msgs []*prim
 // consumeBatch splits a batch by tag and runs the handler once per tag.
 func (c *Consumer) consumeBatch(ctx context.Context, s *subscription, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	vw := c.view.Load()
-	online := vw.onlineAt(time.Now())
+	online := onlineNow(vw)
 	var groups []tagGroup
 	for _, m := range msgs {
 		t, v, rej := c.filter.decide(m, online)
@@ -458,7 +566,10 @@ func (c *Consumer) consumeBatch(ctx context.Context, s *subscription, msgs []*pr
 	return result, errors.Join(errs...)
 }
 
-// deliver runs the handler on msgs of one tag with the route proof.
+// deliver runs the handler on msgs of one tag with the route proof: the
+// path of batches, takeovers, rejected tags, observers and spans.
+//
+//go:noinline
 func (c *Consumer) deliver(ctx context.Context, s *subscription, t tagctx.Tag, rejected error, route tagctx.Route, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	if rejected != nil {
 		c.rejected.Add(uint64(len(msgs)))

@@ -135,6 +135,26 @@
 // skipped for by another stable instance. (4) Only the lane consumer and
 // the stable leader write a lane group's offsets.
 //
+// # Skips before the handler goroutine
+//
+// A consumer drops the messages it skips already on the pull goroutine
+// (rocketmq-client-go's filter message hook), so they never get the
+// goroutine and the ack round the client spends on every message it
+// hands to a handler; Stats.Skipped counts them there. It keeps each
+// pulled batch's last message, which the consume path decides again: the
+// client commits one past the largest offset it put into the process
+// queue once the queue drains, so the group's committed offset advances
+// past the dropped messages exactly as if they had been acked one by one.
+// The guarantee above is unchanged: a skip made at pull time is decided
+// with the same liveness view, stamped and bounded the same way, as one
+// made at consume time, only earlier, and the argument rests on when a
+// message is skipped, not on when its offset is committed: every message
+// skipped for a lane was stored before that decision, so it is below the
+// max offset a takeover reads once the takeover delay has passed. A
+// consumer.WithFilterMessageHook passed with WithConsumerOptions replaces
+// the prefilter (the client keeps one list of hooks): every message is
+// then decided on the consume path, as correct and a little slower.
+//
 // # Delays with the defaults
 //
 // Refresh interval 250 ms, staleness bound 1 s, offline after 2 answers,

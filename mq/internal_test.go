@@ -322,6 +322,7 @@ func BenchmarkConsumeFunc(b *testing.B) {
 	})
 	b.Run("stable", func(b *testing.B) {
 		c := &Consumer{filter: filter{key: "x-tag"}}
+		c.cfg.tracing.resolve() // as newConfig does: tracing off, the fast path
 		c.view.Store(&view{online: map[tagctx.Tag]struct{}{tagctx.MustParse("blue"): {}}, until: time.Now().Add(time.Hour)})
 		f := c.consumeFunc(&subscription{topic: "orders", h: h})
 		b.ReportAllocs()

@@ -168,6 +168,9 @@ func WithNameServer(addrs ...string) Option {
 // (credentials, batch size, ...). The group name, the client instance and
 // the message model are the lanes' to set: a later consumer.WithGroupName,
 // consumer.WithInstance or consumer.WithConsumerModel here is overridden.
+// A consumer.WithFilterMessageHook here replaces the consumer's own hook,
+// which skips messages before they are consumed (see the package
+// documentation): yours run, and the skips cost a little more.
 func WithConsumerOptions(opts ...consumer.Option) Option {
 	return optionFunc(func(c *config) error {
 		c.consumerOpts = append(c.consumerOpts, opts...)

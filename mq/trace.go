@@ -57,6 +57,9 @@ type tracing struct {
 	prop   propagation.TextMapPropagator
 	t      trace.Tracer
 	global bool // tp is the global provider
+	// globalProp: prop is the global propagator (its delegate before
+	// otel.SetTextMapPropagator, which then forwards to the one set).
+	globalProp bool
 }
 
 func (tc *tracing) resolve() {
@@ -66,6 +69,7 @@ func (tc *tracing) resolve() {
 	}
 	if tc.prop == nil {
 		tc.prop = otel.GetTextMapPropagator() // the same
+		tc.globalProp = true
 	}
 	tc.t = tc.tp.Tracer(ScopeName)
 }
@@ -88,6 +92,18 @@ func (tc *tracing) resolved() *tracing {
 var unsetGlobal = func() reflect.Type {
 	t := reflect.TypeOf(otel.GetTracerProvider())
 	if t != nil && t.String() == "*global.tracerProvider" {
+		return t
+	}
+	return nil
+}()
+
+// unsetGlobalProp is the type of the global TextMapPropagator before
+// otel.SetTextMapPropagator: a delegate to an empty composite until then,
+// whose Extract returns its context unchanged. Nil if a propagator was set
+// before this package's init (then extraction always runs: the safe side).
+var unsetGlobalProp = func() reflect.Type {
+	t := reflect.TypeOf(otel.GetTextMapPropagator())
+	if t != nil && t.String() == "*global.textMapPropagator" {
 		return t
 	}
 	return nil
@@ -200,11 +216,30 @@ func endSend(span trace.Span, res *primitive.SendResult, err error) {
 func (tr *tracing) process(ctx context.Context, topic, group string, msgs []*primitive.MessageExt) (context.Context, trace.Span) {
 	tr = tr.resolved()
 	if tr.off() {
-		// Pass the producer's trace context through to the handler's own
-		// calls, as propagation without an SDK does.
-		ctx = tr.prop.Extract(ctx, MessageCarrier{&msgs[0].Message})
-		return ctx, nonRecording
+		return tr.passThrough(ctx, msgs[0]), nonRecording
 	}
+	return tr.processSpan(ctx, topic, group, msgs)
+}
+
+// passThrough is process without an SDK: it passes the producer's trace
+// context through to the handler's own calls, as propagation without an
+// SDK does. The consumer's hot path calls it directly, so it must stay
+// small: its frame is on the per-message goroutine's 2 KiB stack.
+func (tr *tracing) passThrough(ctx context.Context, m *primitive.MessageExt) context.Context {
+	// The unset global propagator extracts nothing; asking it would take
+	// its mutex for every message.
+	if tr.globalProp && unsetGlobalProp != nil && reflect.TypeOf(otel.GetTextMapPropagator()) == unsetGlobalProp {
+		return ctx
+	}
+	return tr.prop.Extract(ctx, MessageCarrier{&m.Message})
+}
+
+// processSpan is process with an SDK. It is kept out of line: its
+// attribute and option arrays make a frame of about 1 KiB, which on the
+// per-message goroutine would grow the stack for every message.
+//
+//go:noinline
+func (tr *tracing) processSpan(ctx context.Context, topic, group string, msgs []*primitive.MessageExt) (context.Context, trace.Span) {
 	attrs := make([]attribute.KeyValue, 0, 8)
 	attrs = append(attrs, attrSystem, attrProcessType, attrProcessName, attrModel,
 		semconv.MessagingDestinationName(topic), semconv.MessagingConsumerGroupName(group))

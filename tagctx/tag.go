@@ -49,12 +49,16 @@ func parseError(s, reason string) error {
 // ending with a letter or digit. ASCII upper case is lowercased; anything
 // else outside that set (including Unicode look-alikes) is rejected. A valid,
 // already lowercase input is returned without allocating.
+//
+// Its frame is kept small (the errors and the lowercasing are out of line):
+// transports parse on goroutines whose stacks their own frames mostly fill,
+// rocketmq-client-go's per-message goroutine first (see mq's consume path).
 func Parse(s string) (Tag, error) {
 	switch {
 	case s == "":
 		return Tag{}, parseError(s, "empty")
 	case len(s) > MaxLen:
-		return Tag{}, parseError(s, fmt.Sprintf("longer than %d bytes (%d)", MaxLen, len(s)))
+		return Tag{}, tooLongError(s)
 	}
 	upper := false
 	for i := 0; i < len(s); i++ {
@@ -68,19 +72,34 @@ func Parse(s string) (Tag, error) {
 				return Tag{}, parseError(s, "must start and end with a letter or digit")
 			}
 		default:
-			return Tag{}, parseError(s, fmt.Sprintf("character %q at byte %d is not in [a-z0-9-]", rune(c), i))
+			return Tag{}, badCharError(s, i)
 		}
 	}
 	if !upper {
 		return Tag{s}, nil
 	}
+	return Tag{lowerASCII(s)}, nil
+}
+
+//go:noinline
+func tooLongError(s string) error {
+	return parseError(s, fmt.Sprintf("longer than %d bytes (%d)", MaxLen, len(s)))
+}
+
+//go:noinline
+func badCharError(s string, i int) error {
+	return parseError(s, fmt.Sprintf("character %q at byte %d is not in [a-z0-9-]", rune(s[i]), i))
+}
+
+//go:noinline
+func lowerASCII(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
 			b[i] = c + ('a' - 'A')
 		}
 	}
-	return Tag{string(b)}, nil
+	return string(b)
 }
 
 // MustParse is Parse for tags known at compile time; it panics on error.
