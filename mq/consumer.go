@@ -129,6 +129,15 @@ func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
 			return nil, fmt.Errorf("mq: lane group %q equals the stable group: prefix %q names lane %q", group, cfg.prefix, cfg.nodeTag)
 		}
 	}
+	// Every lane of a chain has a group this consumer may probe, take
+	// over or seed from.
+	for lane, chain := range cfg.parents {
+		for _, t := range append([]tagctx.Tag{lane}, chain...) {
+			if _, err := LaneGroup(t, baseGroup); err != nil {
+				return nil, fmt.Errorf("mq: WithParents(%s, %s): %w", tagctx.Quote(lane.String()), tagctx.Quote(chainString(chain)), err)
+			}
+		}
+	}
 	instance := cfg.instance
 	if instance == "" {
 		instance = fmt.Sprintf("taglane-%s-%d-%d", group, os.Getpid(), instanceSeq.Add(1))
@@ -151,7 +160,7 @@ func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
 		stable:   stable,
 		tag:      cfg.nodeTag,
 		instance: instance,
-		filter:   filter{key: cfg.propertyKey, lane: cfg.nodeTag},
+		filter:   newFilter(cfg.propertyKey, cfg.nodeTag, cfg.parents),
 		admin:    admin.New(cfg.nameServers, cfg.adminTimeout),
 		pc:       pc,
 		subs:     map[string]*subscription{},
@@ -250,7 +259,11 @@ func (c *Consumer) Start() error {
 		if err := c.seed(ctx); err != nil {
 			return err
 		}
-	} else {
+	}
+	if c.filter.handler() {
+		// Stable, or a lane that is some chain's parent: it reads the
+		// liveness of the lanes below it before it consumes, and takes
+		// them over when they go offline.
 		c.refresh(ctx)
 		c.startLoops()
 	}
@@ -416,7 +429,7 @@ func (c *Consumer) consumeOne(ctx context.Context, s *subscription, msgs []*prim
 	}
 	c.handled.Add(1)
 	vw.noteHandled(t, msgs[0])
-	return c.deliver(ctx, s, t, rej, tagctx.Decide(t, c.tag), msgs)
+	return c.deliver(ctx, s, t, rej, c.filter.route(t), msgs)
 }
 
 // consumeBatch splits a batch by tag and runs the handler once per tag.
@@ -447,7 +460,7 @@ func (c *Consumer) consumeBatch(ctx context.Context, s *subscription, msgs []*pr
 	result := consumer.ConsumeSuccess
 	var errs []error
 	for _, g := range groups {
-		r, err := c.deliver(ctx, s, g.tag, g.rejected, tagctx.Decide(g.tag, c.tag), g.msgs)
+		r, err := c.deliver(ctx, s, g.tag, g.rejected, c.filter.route(g.tag), g.msgs)
 		if err != nil {
 			errs = append(errs, err)
 		}
