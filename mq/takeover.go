@@ -260,16 +260,19 @@ func (c *Consumer) takeoverTick() time.Duration {
 }
 
 // descendants returns the lanes below lane t in the chains (t in their
-// chain), by group, leaving out those this instance sees handled by a lane
-// of their chain below t (the lane itself or a parent of it, online). A
-// takeover of t hands their messages over too: while t was online, this
-// group skipped them for t, and a lane that never had a consumer has no
-// group, no state here and no takeover of its own. Called with c.mu held.
+// chain) that this instance has never seen listed, by group, leaving out
+// those it sees handled by a parent of theirs below t (online). A takeover
+// of t hands their messages over too: while t was online, this group
+// skipped them for t, and a lane that never had a consumer has no state
+// here and no takeover of its own. A lane seen listed has both: its own
+// takeover by this group, from its own offsets, runs whenever t's would
+// (its lanes before this group include t's), so handing its messages over
+// with t's would only repeat them. Called with c.mu held.
 func (c *Consumer) descendants(t tagctx.Tag) map[tagctx.Tag]string {
 	var out map[tagctx.Tag]string
 	for d, chain := range c.cfg.parents {
 		i := slices.Index(chain, t)
-		if i < 0 {
+		if i < 0 || c.lanes[d] != nil {
 			continue
 		}
 		covered := false
