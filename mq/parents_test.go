@@ -1,0 +1,233 @@
+package mq_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taglane/taglane/mq"
+	"github.com/taglane/taglane/mq/rocketmqtest"
+	"github.com/taglane/taglane/tagctx"
+)
+
+// routeLog collects the route proof every consumer reports, by node,
+// traffic and route.
+type routeLog struct {
+	mu sync.Mutex
+	n  map[string]int // "node traffic route"
+}
+
+func (l *routeLog) observer() tagctx.Observer {
+	return func(_ context.Context, o tagctx.Observation) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.n == nil {
+			l.n = map[string]int{}
+		}
+		l.n[fmt.Sprintf("%s %s %s", o.Node, o.Traffic, o.Route)]++
+	}
+}
+
+func (l *routeLog) count(node, traffic string, r tagctx.Route) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[fmt.Sprintf("%s %s %s", node, traffic, r)]
+}
+
+func (l *routeLog) misroutes() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for k, n := range l.n {
+		if strings.HasSuffix(k, " "+tagctx.RouteMisroute.String()) {
+			out = append(out, fmt.Sprintf("%s ×%d", k, n))
+		}
+	}
+	return out
+}
+
+// chainOpts is WithParents for every chain, as every consumer of a base
+// group must be given them.
+func chainOpts(chains map[string][]string) []mq.Option {
+	var opts []mq.Option
+	for lane, parents := range chains {
+		var ps []tagctx.Tag
+		for _, p := range parents {
+			ps = append(ps, tagctx.MustParse(p))
+		}
+		opts = append(opts, mq.WithParents(tagctx.MustParse(lane), ps...))
+	}
+	return opts
+}
+
+// chainMisroutes lists deliveries to a lane consumer of a message that is
+// neither its lane's nor of a lane whose chain names it. Consumers are
+// named by their lane ("stable..." for stable instances).
+func chainMisroutes(rec *rocketmqtest.Recorder, chains map[string][]string) []string {
+	var out []string
+	for _, d := range rec.Deliveries() {
+		tag := d.Msg.GetProperty(tagctx.DefaultBaggageKey)
+		if strings.HasPrefix(d.Consumer, "stable") || d.Consumer == tag || slices.Contains(chains[tag], d.Consumer) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("lane %s handled %s (tag %q)", d.Consumer, d.Body(), tag))
+	}
+	return out
+}
+
+// handlersOf returns who handled each of bodies, sorted and deduplicated.
+func handlersOf(rec *rocketmqtest.Recorder, bodies []string) []string {
+	by := rec.ByBody()
+	var out []string
+	for _, b := range bodies {
+		out = append(out, by[b]...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// TestParentsRouting: with the chain x2 -> x -> stable, messages of x2 go
+// to x (route "fallback") while x2 has no consumer, to x2 once it runs,
+// to x again when it stops, and to stable when x stops too; never to the
+// lane o outside the chain. Nothing is lost.
+func TestParentsRouting(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	s := rocketmqtest.RunT(t)
+	const topic = "par-route"
+	if err := s.CreateTopic(topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	chains := map[string][]string{"x2": {"x"}}
+	var routes routeLog
+	opts := append(chainOpts(chains), mq.WithObserver(routes.observer()))
+	rec := new(rocketmqtest.Recorder)
+	stable := startConsumer(t, s, "svc", topic, "", nil, rec, opts...)
+	x := startConsumer(t, s, "svc", topic, "x", nil, rec, opts...)
+	startConsumer(t, s, "svc", topic, "o", nil, rec, opts...)
+	waitOnline(t, stable, "o", "x")
+	p := newProducer(t, s)
+	var all []string
+	phase := func(name string, want ...string) {
+		t.Helper()
+		b := bodies("x2-"+name, 20)
+		all = append(all, b...)
+		send(t, p, topic, "x2", b)
+		rec.WaitBodies(t, 15*time.Second, b...)
+		if got := handlersOf(rec, b); !slices.Equal(got, want) {
+			t.Errorf("%s: x2's messages handled by %q, want %q", name, got, want)
+		}
+	}
+
+	phase("x-only", "x")
+	if n := routes.count("x", "x2", tagctx.RouteFallback); n < 20 {
+		t.Errorf("x reported %d fallbacks of x2's messages, want 20", n)
+	}
+	x2 := startConsumer(t, s, "svc", topic, "x2", nil, rec, opts...)
+	phase("x2-runs", "x2")
+	if n := routes.count("x2", "x2", tagctx.RouteMatched); n < 20 {
+		t.Errorf("x2 reported %d matched routes, want 20", n)
+	}
+	x2.Shutdown()
+	// x hands over what it skipped for x2 and x2 never consumed (nothing
+	// here), and handles x2's messages itself once it sees x2 offline;
+	// until then they wait for the takeover.
+	phase("x2-stopped", "x")
+	waitFor(t, 10*time.Second, func() string {
+		if n := x.Stats().Takeovers; n == 0 {
+			return "x did not take x2 over"
+		}
+		return ""
+	})
+	x.Shutdown()
+	phase("x-stopped", "stable")
+
+	if m := chainMisroutes(rec, chains); len(m) > 0 {
+		t.Errorf("misroutes: %q", m)
+	}
+	if m := routes.misroutes(); len(m) > 0 {
+		t.Errorf("route proofs: %q", m)
+	}
+	t.Logf("%d x2 messages, %d duplicates; x %+v; stable %+v", len(all), rec.Duplicates(all...), x.Stats(), stable.Stats())
+}
+
+// TestParentsTakeover: messages of every lane are sent continuously while,
+// with the chain x2 -> x -> stable (and x3 -> x, a lane that never runs),
+// x2 ends (crash or graceful stop) while x runs, and x then crashes while
+// x2 is offline. x hands over x2's tail; stable hands over x's, x2's and
+// x3's. Nothing is lost.
+func TestParentsTakeover(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"crash", "stop"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			skipIfClientRaces(t)
+			s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2))
+			const topic = "par-takeover"
+			if err := s.CreateTopic(topic, 2); err != nil {
+				t.Fatal(err)
+			}
+			chains := map[string][]string{"x2": {"x"}, "x3": {"x"}}
+			var routes routeLog
+			opts := append(chainOpts(chains), mq.WithObserver(routes.observer()))
+			rec := new(rocketmqtest.Recorder)
+			stable := startConsumer(t, s, "svc", topic, "", nil, rec, opts...)
+			gx := newGate(t)
+			x := startConsumer(t, s, "svc", topic, "x", gx.wrap(rec.Handler("x")), rec, opts...)
+			gx2 := newGate(t)
+			x2 := startConsumer(t, s, "svc", topic, "x2", gx2.wrap(rec.Handler("x2")), rec, opts...)
+			waitOnline(t, stable, "x", "x2")
+			p := newProducer(t, s)
+			st := startStream(t, p, topic, end, 2*time.Millisecond, "", "x", "x2", "x3")
+			st.waitSent(t, 100)
+
+			// x2 ends: its handler stops first, so its tail piles up
+			// unconsumed while x and stable skip it.
+			gx2.dead.Store(true)
+			st.waitSent(t, 100)
+			if end == "crash" {
+				crash(t, s, x2, nil)
+			} else {
+				x2.Shutdown()
+			}
+			waitFor(t, 15*time.Second, func() string {
+				if x.Stats().Takeovers == 0 || x.Stats().Redelivered == 0 {
+					return fmt.Sprintf("x did not hand x2's tail over: %+v", x.Stats())
+				}
+				return ""
+			})
+			st.waitSent(t, 100)
+
+			// x crashes with x2 offline: its handler freezes, x's and
+			// x2's (and x3's) messages pile up, skipped by stable.
+			gx.dead.Store(true)
+			st.waitSent(t, 100)
+			crash(t, s, x, nil)
+			waitFor(t, 15*time.Second, func() string {
+				if stable.Stats().Takeovers < 2 {
+					return fmt.Sprintf("stable did not take x and x2 over: %+v", stable.Stats())
+				}
+				return ""
+			})
+			st.waitSent(t, 100)
+			var sent []string
+			for _, tag := range []string{"", "x", "x2", "x3"} {
+				sent = append(sent, st.bodies(tag)...)
+			}
+			if lost := waitLost(t, rec, 20*time.Second, sent); len(lost) > 0 {
+				t.Errorf("%d of %d lost, first %q", len(lost), len(sent), lost[:min(5, len(lost))])
+			}
+			if m := chainMisroutes(rec, chains); len(m) > 0 {
+				t.Errorf("misroutes: %q", m[:min(5, len(m))])
+			}
+			if m := routes.misroutes(); len(m) > 0 {
+				t.Errorf("route proofs: %q", m)
+			}
+			t.Logf("%d messages, lost 0, duplicates %d; x %+v; stable %+v", len(sent), rec.Duplicates(sent...), x.Stats(), stable.Stats())
+		})
+	}
+}
