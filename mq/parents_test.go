@@ -3,12 +3,17 @@ package mq_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/taglane/taglane/mq"
 	"github.com/taglane/taglane/mq/rocketmqtest"
 	"github.com/taglane/taglane/tagctx"
@@ -229,5 +234,216 @@ func TestParentsTakeover(t *testing.T) {
 			}
 			t.Logf("%d messages, lost 0, duplicates %d; x %+v; stable %+v", len(sent), rec.Duplicates(sent...), x.Stats(), stable.Stats())
 		})
+	}
+}
+
+// TestChaosParents is TestChaos with chains: c -> b -> a -> stable, e -> a
+// (e never runs) and d on its own. Lanes a to d start, stop and crash, and
+// stable instances and the running handler lanes (a, b) pause, at random,
+// while producers send mixed messages on two topics and handlers ask for
+// some retries; no message is lost, and no lane handles a message of a
+// lane whose chain does not name it. MQ_CHAOS_SEED replays a run.
+func TestChaosParents(t *testing.T) {
+	t.Parallel()
+	skipIfClientRaces(t)
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("MQ_CHAOS_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("MQ_CHAOS_SEED=%q: %v", v, err)
+		}
+	}
+	t.Logf("seed %d (MQ_CHAOS_SEED=%d replays it)", seed, seed)
+	defer func() {
+		if t.Failed() {
+			t.Logf("failed with seed %d", seed)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(seed, 0))
+
+	s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2), rocketmqtest.WithDelayLevels(100*time.Millisecond))
+	topics := []string{"chaosp", "chaosp-2"}
+	for _, topic := range topics {
+		if err := s.CreateTopic(topic, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chains := map[string][]string{"c": {"b", "a"}, "b": {"a"}, "e": {"a"}}
+	opts := chainOpts(chains)
+	rec := new(rocketmqtest.Recorder)
+	var (
+		retryMu sync.Mutex
+		retried = map[string]bool{}
+	)
+	// Every handler asks for a retry of some messages once, so retry
+	// topics fill up, stable's and the lanes' (whose hold messages of the
+	// lanes below them too), and must be drained when a lane goes offline.
+	handler := func(name string, retry float64) mq.Handler {
+		var mu sync.Mutex
+		r := rand.New(rand.NewPCG(rng.Uint64(), 1))
+		return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			mu.Lock()
+			fail := r.Float64() < retry
+			mu.Unlock()
+			if fail && msgs[0].ReconsumeTimes == 0 {
+				retryMu.Lock()
+				for _, m := range msgs {
+					retried[string(m.Body)] = true
+				}
+				retryMu.Unlock()
+				return consumer.ConsumeRetryLater, nil
+			}
+			rec.Record(ctx, name, msgs...)
+			return consumer.ConsumeSuccess, nil
+		}
+	}
+	stables := []*mq.Consumer{
+		startMulti(t, s, "", handler("stable-0", 0.01), topics, opts...),
+		startMulti(t, s, "", handler("stable-1", 0.01), topics, opts...),
+	}
+	p := newProducer(t, s)
+	tags := []string{"", "a", "b", "c", "d", "e"}
+	streams := []*stream{
+		startStream(t, p, topics[0], "p0", time.Millisecond, tags...),
+		startStream(t, p, topics[1], "p1", time.Millisecond, tags...),
+	}
+	type lane struct {
+		c *mq.Consumer
+		g *gate
+	}
+	var (
+		running              = map[string]*lane{}
+		starts, stops, kills int
+		resume               func()
+		resumeAt             time.Time
+		pauses, lanePauses   int
+	)
+	t0 := time.Now()
+	var events []string
+	event := func(format string, args ...any) {
+		events = append(events, fmt.Sprintf("%6.3fs ", time.Since(t0).Seconds())+fmt.Sprintf(format, args...))
+	}
+	deadline := time.Now().Add(12 * time.Second)
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		<-tick.C
+		if resume != nil && time.Now().After(resumeAt) {
+			resume()
+			resume = nil
+			event("resumed")
+		}
+		if resume == nil && rng.IntN(8) == 0 {
+			// A stable instance or a running parent lane pauses, for up
+			// to three staleness bounds.
+			d := time.Duration(rng.Int64N(int64(3 * testStaleness)))
+			var c *mq.Consumer
+			name := ""
+			if i := rng.IntN(4); i < len(stables) {
+				c, name = stables[i], fmt.Sprintf("stable-%d", i)
+			} else if l := running[[]string{"a", "b"}[i-len(stables)]]; l != nil {
+				c, name = l.c, l.c.Tag().String()
+				lanePauses++
+			}
+			if c != nil {
+				resume, resumeAt = mq.Freeze(c), time.Now().Add(d)
+				pauses++
+				event("paused %s (leader %v) for %v", name, c.Leader(), d)
+				continue
+			}
+		}
+		if rng.IntN(3) != 0 {
+			continue
+		}
+		tag := []string{"a", "b", "c", "d"}[rng.IntN(4)]
+		l := running[tag]
+		switch {
+		case l == nil:
+			g := newGate(t)
+			c := startMulti(t, s, tag, g.wrap(handler(tag, 0.02)), topics, opts...)
+			running[tag] = &lane{c, g}
+			starts++
+			event("lane %s started", tag)
+		case resume != nil && l.c.Tag().String() == tag && rng.IntN(2) == 0:
+			// Leave a paused lane alone half the time.
+		case rng.IntN(2) == 0:
+			if resume != nil && strings.Contains(events[len(events)-1], "paused "+tag+" ") {
+				resume()
+				resume = nil
+			}
+			l.c.Shutdown()
+			delete(running, tag)
+			stops++
+			event("lane %s stopped", tag)
+		default:
+			if resume != nil && strings.Contains(events[len(events)-1], "paused "+tag+" ") {
+				resume()
+				resume = nil
+			}
+			crash(t, s, l.c, l.g)
+			delete(running, tag)
+			kills++
+			event("lane %s crashed", tag)
+		}
+	}
+	if resume != nil {
+		resume()
+	}
+	var all []string
+	for _, st := range streams {
+		for _, tag := range tags {
+			all = append(all, st.bodies(tag)...)
+		}
+	}
+	for _, l := range running {
+		l.c.Shutdown()
+	}
+	for _, tag := range []string{"a", "b", "c", "d"} {
+		group := tag + "_svc"
+		if !pollUntil(5*time.Second, func() bool { return len(s.OnlineConsumers(group)) == 0 }) {
+			t.Errorf("group %s still lists %q after every lane ended", group, s.OnlineConsumers(group))
+		}
+	}
+	lostBodies := waitLost(t, rec, 40*time.Second, all)
+	if len(lostBodies) > 0 {
+		for _, e := range events {
+			t.Log(e)
+		}
+		where := map[string]string{}
+		for _, topic := range topics {
+			for _, m := range s.Messages(topic) {
+				where[string(m.Body)] = fmt.Sprintf("%s %s/q%d@%d stored %s", topic, m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset,
+					time.UnixMilli(m.StoreTimestamp).Sub(t0).Round(time.Millisecond))
+			}
+		}
+		for i, b := range lostBodies {
+			if i == 10 {
+				break
+			}
+			retryMu.Lock()
+			r := retried[b]
+			retryMu.Unlock()
+			t.Errorf("lost %s at %s (a handler asked to retry it: %v)", b, where[b], r)
+		}
+		for i, c := range stables {
+			t.Logf("stable-%d: leader %v, online %v, stats %+v", i, c.Leader(), c.Online(), c.Stats())
+		}
+	}
+	misroutes := chainMisroutes(rec, chains)
+	for i, m := range misroutes {
+		if i == 10 {
+			break
+		}
+		t.Errorf("misroute: %s", m)
+	}
+	var redelivered, takeovers uint64
+	for _, c := range stables {
+		redelivered += c.Stats().Redelivered
+		takeovers += c.Stats().Takeovers
+	}
+	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; pauses %d (of lanes %d); %d retries; stable takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
+		len(all), starts, stops, kills, pauses, lanePauses, len(retried), takeovers, redelivered, len(lostBodies), rec.Duplicates(all...), len(misroutes))
+	if len(all) < 2000 {
+		t.Errorf("only %d messages sent, want thousands", len(all))
 	}
 }
