@@ -235,9 +235,10 @@ func (c *Consumer) subscriptionOf(topic string) *subscription {
 	return c.subs[topic]
 }
 
-// Start seeds a new lane group's offsets (lane consumer) or reads lane
+// Start seeds a new lane group's offsets (lane consumer), reads lane
 // liveness once and starts the refresh and takeover loops (stable
-// consumer), then starts the push consumer.
+// consumer, and a lane consumer that is some chain's parent), then starts
+// the push consumer.
 func (c *Consumer) Start() error {
 	c.mu.Lock()
 	switch {
@@ -299,7 +300,8 @@ func (c *Consumer) Start() error {
 var ErrNotVisible = errors.New("mq: the stable consumers may not see this lane yet")
 
 // WaitVisible waits until the stable consumers of this lane consumer's
-// base group see it online, or until ctx is done: every master broker
+// base group see it online (and the consumers of its parents, with
+// WithParents: they refresh at the same interval), or until ctx is done: every master broker
 // hosting its topics lists this consumer in its group (which its Start
 // made happen with its first heartbeat), and one refresh interval plus the
 // takeover margin has passed since, so every stable instance refreshing at
