@@ -153,7 +153,8 @@
 // longer runs. So T must start at or below them. The minimum replays what
 // some group already handled (duplicates), never starts above what one
 // skipped. WaitVisible waits as before: the parents' consumers refresh at
-// the same interval as stable, so they see the lane within the same time.
+// the same interval as stable (give every consumer of a base group the
+// same timing options), so they see the lane within the same time.
 //
 // # What is guaranteed, and what is assumed
 //

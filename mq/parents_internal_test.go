@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/google/go-cmp/cmp"
 	"github.com/taglane/taglane/mq/internal/admin"
 	"github.com/taglane/taglane/mq/rocketmqtest"
@@ -403,4 +404,41 @@ func sortedStrings(s []string) []string {
 		}
 	}
 	return out
+}
+
+// BenchmarkFilterParents is BenchmarkFilter's decision with and without
+// the chain t -> x -> y -> stable, on stable and on x (a parent): the
+// chain adds a map lookup and a walk of at most three lanes.
+func BenchmarkFilterParents(b *testing.B) {
+	online := onlineSet(tagY, tagO, tagctx.MustParse("blue"), tagctx.MustParse("green"))
+	msgs := []*primitive.MessageExt{
+		msgWithTag("x-tag", "t"), msgWithTag("x-tag", ""), msgWithTag("x-tag", "x"), msgWithTag("x-tag", "o"),
+	}
+	for _, m := range msgs {
+		m.WithProperty("UNIQ_KEY", "7F0000010001000000000000000000AB")
+		m.WithProperty("CLUSTER", "DefaultCluster")
+	}
+	for _, bc := range []struct {
+		name   string
+		node   tagctx.Tag
+		chains map[tagctx.Tag][]tagctx.Tag
+	}{
+		{"stable/no-chains", tagctx.Tag{}, nil},
+		{"stable/chains", tagctx.Tag{}, chain3},
+		{"lane-x/no-chains", tagX, nil},
+		{"lane-x/chains", tagX, chain3},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			f := newFilter("x-tag", bc.node, bc.chains)
+			b.ReportAllocs()
+			n := 0
+			for i := 0; b.Loop(); i++ {
+				t, v, _ := f.decide(msgs[i&3], online)
+				if v == handle && f.route(t) == tagctx.RouteMisroute {
+					n++
+				}
+			}
+			_ = n
+		})
+	}
 }
