@@ -442,3 +442,59 @@ func BenchmarkFilterParents(b *testing.B) {
 		})
 	}
 }
+
+// FuzzFilterParents: whatever the property holds, with the chain t -> x
+// -> y -> stable and only y online, every consumer's verdict follows the
+// chain: a lane handles its own tag and its descendants' (nothing before
+// it is online), the others nothing; stable skips exactly the tags whose
+// chain holds y; a handled message's route proof is never a misroute.
+func FuzzFilterParents(f *testing.F) {
+	for _, s := range []string{"", "t", "x", "y", "o", "T", "t ", "t_", strings.Repeat("t", 64), "x\x00"} {
+		f.Add(s)
+	}
+	online := onlineSet(tagY)
+	filters := map[string]filter{}
+	for _, node := range []tagctx.Tag{{}, tagT, tagX, tagY, tagO} {
+		filters[node.String()] = newFilter("x-tag", node, chain3)
+	}
+	f.Fuzz(func(t *testing.T, prop string) {
+		m := msgWithTag("x-tag", prop)
+		parsed, perr := tagctx.Parse(prop)
+		valid := prop != "" && perr == nil
+		for node, fl := range filters {
+			tag, v, err := fl.decide(m, online)
+			if prop != "" && (err != nil) != (perr != nil) {
+				t.Errorf("%q, property %q: error %v, Parse error %v", node, prop, err, perr)
+			}
+			var want verdict
+			switch {
+			case node == "":
+				want = handle
+				if valid && (parsed == tagT || parsed == tagX || parsed == tagY) {
+					want = skip
+				}
+			case node == "y":
+				want = skip
+				if valid && (parsed == tagY || parsed == tagT || parsed == tagX) {
+					want = handle
+				}
+			case node == "x": // y, online, is above it
+				want = skip
+				if valid && (parsed == tagX || parsed == tagT) {
+					want = handle
+				}
+			default:
+				want = skip
+				if valid && parsed.String() == node {
+					want = handle
+				}
+			}
+			if v != want {
+				t.Errorf("%q, property %q: verdict %v, want %v", node, prop, v, want)
+			}
+			if v == handle && fl.route(tag) == tagctx.RouteMisroute {
+				t.Errorf("%q, property %q: handled as a misroute", node, prop)
+			}
+		}
+	})
+}
