@@ -174,7 +174,7 @@ func addrsOf(routes map[string][]admin.Broker) []string {
 	return slices.Compact(addrs)
 }
 
-// startLoops runs a stable consumer's liveness refresh and takeover tick
+// startLoops runs a handler consumer's liveness refresh and takeover tick
 // every refresh interval until stopLoops.
 func (c *Consumer) startLoops() {
 	c.wg.Add(2)
@@ -440,8 +440,10 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// Online returns the lanes a stable consumer currently skips, sorted; nil
-// when its view is stale. For tests and diagnostics.
+// Online returns the lanes a stable consumer (or a lane consumer that is
+// some chain's parent: the lanes below it) currently believes online, and
+// skips the messages of, sorted; nil when its view is stale. For tests and
+// diagnostics.
 func (c *Consumer) Online() []tagctx.Tag {
 	on := c.view.Load().onlineAt(time.Now())
 	if on == nil {
@@ -450,6 +452,6 @@ func (c *Consumer) Online() []tagctx.Tag {
 	return slices.SortedFunc(maps.Keys(on), func(a, b tagctx.Tag) int { return strings.Compare(a.String(), b.String()) })
 }
 
-// Leader reports whether this stable consumer is its group's takeover
-// leader in its latest view.
+// Leader reports whether this consumer (stable, or a lane that is some
+// chain's parent) is its group's takeover leader in its latest view.
 func (c *Consumer) Leader() bool { return c.leader.Load() }
