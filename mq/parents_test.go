@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,8 +174,10 @@ func TestParentsRouting(t *testing.T) {
 func TestParentsTakeover(t *testing.T) {
 	t.Parallel()
 	// pending: x crashes while its takeover of x2 still waits for its
-	// delay; stable's takeovers of x and x2 cover x2's tail.
-	for _, end := range []string{"crash", "stop", "pending"} {
+	// delay; half: x's handler fails the takeover after its first handed-
+	// over batch (the other queues stop there and are retried), and x
+	// crashes with it half done. Stable's takeovers of x and x2 cover x2's tail.
+	for _, end := range []string{"crash", "stop", "pending", "half"} {
 		t.Run(end, func(t *testing.T) {
 			t.Parallel()
 			skipIfClientRaces(t)
@@ -189,7 +192,19 @@ func TestParentsTakeover(t *testing.T) {
 			rec := new(rocketmqtest.Recorder)
 			stable := startConsumer(t, s, "svc", topic, "", nil, rec, opts...)
 			gx := newGate(t)
-			x := startConsumer(t, s, "svc", topic, "x", gx.wrap(rec.Handler("x")), rec, opts...)
+			xh := rec.Handler("x")
+			var handedOver atomic.Int64
+			if end == "half" {
+				xh = func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+					// The first handed-over call (one queue's batch)
+					// succeeds, the rest fail.
+					if mq.HandedOver(ctx) && handedOver.Add(1) > 1 {
+						return consumer.ConsumeRetryLater, nil
+					}
+					return rec.Handler("x")(ctx, msgs...)
+				}
+			}
+			x := startConsumer(t, s, "svc", topic, "x", gx.wrap(xh), rec, opts...)
 			gx2 := newGate(t)
 			x2 := startConsumer(t, s, "svc", topic, "x2", gx2.wrap(rec.Handler("x2")), rec, opts...)
 			waitOnline(t, stable, "x", "x2")
@@ -206,7 +221,8 @@ func TestParentsTakeover(t *testing.T) {
 			} else {
 				crash(t, s, x2, nil)
 			}
-			if end != "pending" {
+			switch end {
+			case "crash", "stop":
 				waitFor(t, 15*time.Second, func() string {
 					if x.Stats().Takeovers == 0 || x.Stats().Redelivered == 0 {
 						return fmt.Sprintf("x did not hand x2's tail over: %+v", x.Stats())
@@ -214,12 +230,22 @@ func TestParentsTakeover(t *testing.T) {
 					return ""
 				})
 				st.waitSent(t, 100)
+			case "half":
+				waitFor(t, 15*time.Second, func() string {
+					if handedOver.Load() <= 1 || x.Stats().Redelivered == 0 {
+						return fmt.Sprintf("x's takeover of x2 is not half done: %+v", x.Stats())
+					}
+					return ""
+				})
+				if n := x.Stats().Takeovers; n != 0 {
+					t.Fatalf("x completed %d takeovers, want it stuck halfway", n)
+				}
 			}
 
 			// x crashes with x2 offline: its handler freezes, x's and
 			// x2's (and x3's) messages pile up, skipped by stable.
 			gx.dead.Store(true)
-			if end != "pending" {
+			if end == "crash" || end == "stop" {
 				st.waitSent(t, 100)
 			}
 			crash(t, s, x, nil)
