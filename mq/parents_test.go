@@ -278,7 +278,8 @@ func TestParentsTakeover(t *testing.T) {
 }
 
 // TestChaosParents is TestChaos with chains: c -> b -> a -> stable, e -> a
-// (e never runs) and d on its own. Lanes a to d start, stop and crash, and
+// (e never runs) and d on its own. Lanes a (up to two instances) to d
+// start, stop and crash, and
 // stable instances and the running handler lanes (a, b) pause, at random,
 // while producers send mixed messages on two topics and handlers ask for
 // some retries; no message is lost, and no lane handles a message of a
@@ -382,6 +383,7 @@ func TestChaosParents(t *testing.T) {
 			if i := rng.IntN(4); i < len(stables) {
 				c, name = stables[i], fmt.Sprintf("stable-%d", i)
 			} else if l := running[[]string{"a", "b"}[i-len(stables)]]; l != nil {
+				// A parent lane (its first instance).
 				c, name = l.c, l.c.Tag().String()
 				lanePauses++
 			}
@@ -395,27 +397,30 @@ func TestChaosParents(t *testing.T) {
 		if rng.IntN(3) != 0 {
 			continue
 		}
-		tag := []string{"a", "b", "c", "d"}[rng.IntN(4)]
-		l := running[tag]
+		// "a#2" is a second instance of lane a: the root parent's group
+		// has a leader to elect, and loses it now and then.
+		key := []string{"a", "a#2", "b", "c", "d"}[rng.IntN(5)]
+		tag, _, _ := strings.Cut(key, "#")
+		l := running[key]
 		switch {
 		case l == nil:
 			g := newGate(t)
 			c := startMulti(t, s, tag, g.wrap(handler(tag, 0.02)), topics, opts...)
-			running[tag] = &lane{c, g}
+			running[key] = &lane{c, g}
 			starts++
-			event("lane %s started", tag)
+			event("lane %s started", key)
 		case rng.IntN(2) == 0:
 			// A paused lane may stop or crash too: Shutdown releases
 			// what the pause holds.
 			l.c.Shutdown()
-			delete(running, tag)
+			delete(running, key)
 			stops++
-			event("lane %s stopped", tag)
+			event("lane %s stopped", key)
 		default:
 			crash(t, s, l.c, l.g)
-			delete(running, tag)
+			delete(running, key)
 			kills++
-			event("lane %s crashed", tag)
+			event("lane %s crashed", key)
 		}
 	}
 	if resume != nil {
