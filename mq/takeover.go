@@ -312,11 +312,14 @@ func (c *Consumer) fresh() bool {
 	return v != nil && time.Now().Before(v.until)
 }
 
-// takeover hands the offline lane's messages to the stable handler: on
-// every queue, those of its tag from the lane group's committed offset to
-// the queue's max offset, then the lane group's retry backlog; each queue's
-// lane offset is moved past what was handed over. A handler failure stops
-// that queue there, to be retried at the next tick.
+// takeover hands the offline lane's messages to this consumer's handler
+// (stable's, or a parent lane's): on every queue, those of its tag from
+// the lane group's committed offset to the queue's max offset, and those
+// of the descendants in desc (lanes below it never seen listed) from
+// there or their own group's offset, whichever is higher; then the lane
+// group's retry backlog. Each queue's lane offset is moved past what was
+// handed over. A handler failure stops that queue there, to be retried at
+// the next tick.
 func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string, done *handledSet, desc map[tagctx.Tag]string) (map[admin.Queue]int64, error) {
 	written := map[admin.Queue]int64{}
 	var errs []error
@@ -431,9 +434,10 @@ func HandedOver(ctx context.Context) bool {
 
 // handover pulls [lo, hi) of q and hands the messages of tag t (all
 // messages, for the zero t: a lane's retry topic holds only what the lane
-// handled) to the stable handler, grouped by tag, leaving out those done
-// lists (this instance handled them itself). It returns the offset up to
-// which everything was handed over.
+// handled), and those of the descendants in from at or above their
+// offsets, to this consumer's handler, grouped by tag, leaving out those
+// done lists (this instance handled them itself). It returns the offset
+// up to which everything was handed over.
 func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, from map[tagctx.Tag]int64, lo, hi int64, done *handledSet) (int64, error) {
 	off := lo
 	hctx := context.WithValue(ctx, handedOverKey{}, true)
