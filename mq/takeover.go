@@ -510,8 +510,8 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 }
 
 // keepUp runs while a settled lane stays offline: it drains the lane's
-// retry topic and moves the lane's offsets up to the stable group's
-// committed offsets, which stable reached handling the tag itself, so a
+// retry topic and moves the lane's offsets up to this consumer's group's
+// committed offsets, which it reached handling the tag itself, so a
 // lane restarted later does not replay them. relive reports that someone
 // else moved the lane's offsets (the lane lived between two refreshes), or
 // that the routes now hold a queue the takeover did not cover: its skipped
@@ -526,6 +526,13 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 // consumed, so handled. A lane that comes back resumes from the offsets
 // written here, and stable skips for it only messages it had not consumed
 // yet, at or above its committed offset.
+//
+// The same holds for a parent lane's group in stable's place (its own
+// committed offsets), and for stable when the lane has parents, as long
+// as they too are offline: probe holds their groups, and keepUp writes
+// nothing unless every one of them answers "offline" after the offsets
+// were read. While one is online this group skips the lane's tag, and
+// its state has the lane covered, not settled: no keep-up runs.
 func (c *Consumer) keepUp(ctx context.Context, laneGroup string, probe []string, written map[admin.Queue]int64, still func() bool) (map[admin.Queue]int64, bool, error) {
 	// A queue the takeover did not cover (its broker was missing from the
 	// route then, or the topic grew since) may hold messages stable skipped
