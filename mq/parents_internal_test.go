@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -497,4 +498,80 @@ func FuzzFilterParents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParentsConcurrentConsumeRefreshTakeover is
+// TestConcurrentConsumeRefreshTakeover on a parent lane: x's consumer, with
+// the chain blue -> x, skips blue while blue is online, and takes it over
+// when it goes offline, while the hot path runs on many goroutines. For
+// the race detector, without the push consumer.
+func TestParentsConcurrentConsumeRefreshTakeover(t *testing.T) {
+	t.Parallel()
+	s := rocketmqtest.RunT(t)
+	const topic = "orders"
+	if err := s.CreateTopic(topic, 4); err != nil {
+		t.Fatal(err)
+	}
+	p := rawProducer(t, s)
+	blueTag := tagctx.MustParse("blue")
+	sendBatches(t, p, topic, blueTag, "blue", 200)
+	sendBatches(t, p, topic, tagO, "o", 50) // another lane's: never x's
+	addr := s.Brokers()[0].Addr
+	var h handled
+	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNode(tagX), WithParents(blueTag, tagX),
+		WithRefreshInterval(10*time.Millisecond), WithTakeoverMargin(0), WithInstanceName(uniq("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(topic, subAll, h.handler); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.admin.Close() })
+	// x's group needs a member for a leader: this consumer's own client
+	// ID, heartbeating over a connection of its own.
+	heartbeat(t, addr, "127.0.0.1@"+c.InstanceName(), "x_svc", topic)
+	blue := heartbeat(t, addr, "127.0.0.1@blue-1", "blue_svc", topic)
+	c.refresh(context.Background())
+	c.startLoops()
+
+	f := c.consumeFunc(c.subscriptionOf(topic))
+	msgs := s.Messages(topic)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ; i = (i + 4) % len(msgs) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f(context.Background(), msgs[i])
+				if i%7 == 0 {
+					f(context.Background(), msgs[i], msgs[(i+1)%len(msgs)])
+				}
+			}
+		}()
+	}
+	waitUntil(t, func() bool { return c.Stats().Skipped > 500 })
+	blue.Close() // the lane goes offline while messages flow
+	waitUntil(t, func() bool { return c.Stats().Takeovers > 0 })
+	close(stop)
+	wg.Wait()
+	c.stopLoops()
+	if !c.Leader() {
+		t.Error("the only member of x's group is not its leader")
+	}
+	if n, _ := h.count("blue"); n != 200 {
+		t.Errorf("handled %d of 200 blue messages, by the hot path or the takeover", n)
+	}
+	if n, _ := h.count("o"); n != 0 {
+		t.Errorf("x handled %d messages of lane o, outside its chain", n)
+	}
+	if st := c.Stats(); st.Handled == 0 || st.Redelivered+st.NotHandedOver != 200 {
+		t.Errorf("stats %+v: want the hot path to handle blue once offline, and the takeover to hand over or leave out each message once", st)
+	}
+	t.Logf("stats %+v", c.Stats())
 }
