@@ -133,7 +133,7 @@
 //
 // A lane listed in a chain that never had a consumer has no group, so no
 // state and no takeover of its own. A takeover of lane L therefore also
-// hands over the messages of the lanes below L that the group has never
+// hands over the messages of the lanes below L that the leader has never
 // seen listed, and that no parent of theirs below L handles: each from
 // L's committed offset or, if higher, its own group's (0 when it has
 // none). Lanes seen listed get their own takeover, which runs whenever
@@ -146,8 +146,9 @@
 // offset and that of every parent of T that has a group, online or not.
 // An online parent skips T's messages from where it is once it sees T,
 // possibly below stable. An offline parent's pending takeover hands over
-// only the parent's own tag and its descendants that never had a group;
-// the messages of T that stable skipped while the parent was online and
+// only the parent's own tag and that of descendants never seen listed (T
+// is listed once seeded: its takeover by stable covers it instead); the
+// messages of T that stable skipped while the parent was online and
 // the parent never consumed lie above the parent's offsets, and once T is
 // online, T's own takeover by stable (which would have covered them) no
 // longer runs. So T must start at or below them. The minimum replays what
