@@ -209,7 +209,9 @@ func TestParentsTakeover(t *testing.T) {
 			x2 := startConsumer(t, s, "svc", topic, "x2", gx2.wrap(rec.Handler("x2")), rec, opts...)
 			waitOnline(t, stable, "x", "x2")
 			p := newProducer(t, s)
-			st := startStream(t, p, topic, end, 2*time.Millisecond, "", "x", "x2", "x3")
+			// Five tags over four queues (the producer takes them in
+			// turn): every lane's messages land on every queue.
+			st := startStream(t, p, topic, end, 2*time.Millisecond, "", "x", "x2", "x3", "o")
 			st.waitSent(t, 100)
 
 			// x2 ends: its handler stops first, so its tail piles up
@@ -264,7 +266,7 @@ func TestParentsTakeover(t *testing.T) {
 			})
 			st.waitSent(t, 100)
 			var sent []string
-			for _, tag := range []string{"", "x", "x2", "x3"} {
+			for _, tag := range []string{"", "x", "x2", "x3", "o"} {
 				sent = append(sent, st.bodies(tag)...)
 			}
 			if lost := waitLost(t, rec, 20*time.Second, sent); len(lost) > 0 {
