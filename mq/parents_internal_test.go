@@ -506,7 +506,10 @@ func FuzzFilterParents(f *testing.F) {
 // when it goes offline, while the hot path runs on many goroutines. For
 // the race detector, without the push consumer.
 func TestParentsConcurrentConsumeRefreshTakeover(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its spinning consume goroutines, under the race
+	// detector, starve other tests' clients past their send timeouts
+	// (rocketmq-client-go v2.1.2's SendAsync callback then dereferences a
+	// nil response and panics).
 	s := rocketmqtest.RunT(t)
 	const topic = "orders"
 	if err := s.CreateTopic(topic, 4); err != nil {
