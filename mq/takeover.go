@@ -163,7 +163,10 @@ func (c *Consumer) takeoverTick() time.Duration {
 				desc: c.descendants(t), gen: ls.gen})
 		} else if ls.pending {
 			next = min(next, max(wait, MinRefreshInterval))
-		} else if ls.settled {
+		} else if ls.settled && !c.anyPending(seg[1:]) {
+			// A parent whose own takeover is still pending has not
+			// been checked for a life between two refreshes (its
+			// keep-up does that): the lane's offsets wait for it.
 			jobs = append(jobs, job{tag: t, group: ls.group, depth: len(seg), written: ls.written, probe: c.groupsOf(seg[1:]), gen: ls.gen})
 		}
 	}
@@ -294,6 +297,17 @@ func (c *Consumer) descendants(t tagctx.Tag) map[tagctx.Tag]string {
 		out[d] = g
 	}
 	return out
+}
+
+// anyPending reports whether one of lanes has a takeover pending here.
+// Called with c.mu held.
+func (c *Consumer) anyPending(lanes []tagctx.Tag) bool {
+	for _, a := range lanes {
+		if as := c.lanes[a]; as != nil && as.pending {
+			return true
+		}
+	}
+	return false
 }
 
 // groupsOf returns the groups of lanes.
