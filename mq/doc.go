@@ -129,7 +129,9 @@
 // from the takeover that follows when that parent goes offline. A lapse
 // in G's watch of any of those lanes, or a parent's offsets moved under
 // G's keep-up (it lived unseen), starts a new offline period of T, as it
-// does for T's own.
+// does for T's own; and T's offsets are not kept up while a parent's
+// takeover is still pending, as it is the parent's keep-up that checks
+// for such a life.
 //
 // A lane listed in a chain that never had a consumer has no group, so no
 // state and no takeover of its own. A takeover of lane L therefore also
