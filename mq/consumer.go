@@ -301,8 +301,9 @@ var ErrNotVisible = errors.New("mq: the stable consumers may not see this lane y
 
 // WaitVisible waits until the stable consumers of this lane consumer's
 // base group see it online (and the consumers of its parents, with
-// WithParents: they refresh at the same interval), or until ctx is done: every master broker
-// hosting its topics lists this consumer in its group (which its Start
+// WithParents: they refresh at the same interval), or until ctx is done:
+// every master broker hosting its topics lists this consumer in its group
+// (which its Start
 // made happen with its first heartbeat), and one refresh interval plus the
 // takeover margin has passed since, so every stable instance refreshing at
 // that interval has read the listing. From then on, a stable instance
