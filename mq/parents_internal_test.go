@@ -179,6 +179,10 @@ func TestParentsOptionErrors(t *testing.T) {
 			}
 		})
 	}
+	// Building the option never panics; every constructor reports it.
+	if _, err := WrapProducer(nopProducer{}, WithParents(a, a)); err == nil || err.Error() != `mq: WithParents("a", "a"): "a" repeats a lane of the chain` {
+		t.Errorf("WrapProducer error = %v", err)
+	}
 	// A tree: two chains through b, a lane with a chain of its own.
 	cons, err := NewConsumer("orders", WithNameServer("127.0.0.1:1"), WithNode(b),
 		WithParents(a, b, c), WithParents(tagctx.MustParse("d"), b, c), WithParents(b, c), nil)
