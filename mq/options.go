@@ -283,9 +283,9 @@ func WithStartWait(d time.Duration) Option {
 // WithParents of its own falls back to stable, so it must be the last.
 //
 // Every consumer of a base group, stable and lanes, must be given the same
-// chains: each one decides from them which messages are its own, and a
-// consumer that does not know a chain skips or takes over messages the
-// others expect it to leave. Later calls for the same lane replace
+// chains: each one decides from them which messages are its own and
+// which lanes it watches and takes over, so a consumer that does not know
+// a chain can skip messages that no other consumer handles or hands over. Later calls for the same lane replace
 // earlier ones. NewConsumer fails on a chain for stable (the zero Tag), a
 // chain that names stable or repeats a lane, chains that disagree or form
 // a cycle, and a lane whose group name RocketMQ would refuse.
