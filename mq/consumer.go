@@ -136,6 +136,15 @@ func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
 			return nil, fmt.Errorf("mq: lane group %q equals the stable group: prefix %q names lane %q", group, cfg.prefix, cfg.nodeTag)
 		}
 	}
+	// Every lane of a chain has a group this consumer may probe, take
+	// over or seed from.
+	for lane, chain := range cfg.parents {
+		for _, t := range append([]tagctx.Tag{lane}, chain...) {
+			if _, err := LaneGroup(t, baseGroup); err != nil {
+				return nil, fmt.Errorf("mq: WithParents(%s, %s): %w", tagctx.Quote(lane.String()), tagctx.Quote(chainString(chain)), err)
+			}
+		}
+	}
 	instance := cfg.instance
 	if instance == "" {
 		instance = fmt.Sprintf("taglane-%s-%d-%d", group, os.Getpid(), instanceSeq.Add(1))
@@ -161,7 +170,7 @@ func NewConsumer(baseGroup string, opts ...Option) (*Consumer, error) {
 		stable:   stable,
 		tag:      cfg.nodeTag,
 		instance: instance,
-		filter:   filter{key: cfg.propertyKey, lane: cfg.nodeTag},
+		filter:   newFilter(cfg.propertyKey, cfg.nodeTag, cfg.parents),
 		admin:    admin.New(cfg.nameServers, cfg.adminTimeout),
 		pc:       pc,
 		subs:     map[string]*subscription{},
@@ -236,9 +245,10 @@ func (c *Consumer) subscriptionOf(topic string) *subscription {
 	return c.subs[topic]
 }
 
-// Start seeds a new lane group's offsets (lane consumer) or reads lane
+// Start seeds a new lane group's offsets (lane consumer), reads lane
 // liveness once and starts the refresh and takeover loops (stable
-// consumer), then starts the push consumer.
+// consumer, and a lane consumer that is some chain's parent), then starts
+// the push consumer.
 func (c *Consumer) Start() error {
 	c.mu.Lock()
 	switch {
@@ -260,7 +270,11 @@ func (c *Consumer) Start() error {
 		if err := c.seed(ctx); err != nil {
 			return err
 		}
-	} else {
+	}
+	if c.filter.handler() {
+		// Stable, or a lane that is some chain's parent: it reads the
+		// liveness of the lanes below it before it consumes, and takes
+		// them over when they go offline.
 		c.refresh(ctx)
 		c.startLoops()
 	}
@@ -296,8 +310,10 @@ func (c *Consumer) Start() error {
 var ErrNotVisible = errors.New("mq: the stable consumers may not see this lane yet")
 
 // WaitVisible waits until the stable consumers of this lane consumer's
-// base group see it online, or until ctx is done: every master broker
-// hosting its topics lists this consumer in its group (which its Start
+// base group see it online (and the consumers of its parents, with
+// WithParents: they refresh at the same interval), or until ctx is done:
+// every master broker hosting its topics lists this consumer in its group
+// (which its Start
 // made happen with its first heartbeat), and one refresh interval plus the
 // takeover margin has passed since, so every stable instance refreshing at
 // that interval has read the listing. From then on, a stable instance
@@ -524,7 +540,7 @@ func (c *Consumer) consumeOne(ctx context.Context, s *subscription, msgs []*prim
 	}
 	c.handled.Add(1)
 	vw.noteHandled(t, msgs[0])
-	return c.deliver(ctx, s, t, rej, tagctx.Decide(t, c.tag), msgs)
+	return c.deliver(ctx, s, t, rej, c.filter.route(t), msgs)
 }
 
 // consumeBatch splits a batch by tag and runs the handler once per tag.
@@ -555,7 +571,7 @@ func (c *Consumer) consumeBatch(ctx context.Context, s *subscription, msgs []*pr
 	result := consumer.ConsumeSuccess
 	var errs []error
 	for _, g := range groups {
-		r, err := c.deliver(ctx, s, g.tag, g.rejected, tagctx.Decide(g.tag, c.tag), g.msgs)
+		r, err := c.deliver(ctx, s, g.tag, g.rejected, c.filter.route(g.tag), g.msgs)
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -20,8 +20,10 @@
 //	err = c.Start()
 //	defer c.Shutdown()
 //
-// A lane consumer handles the messages of its tag and acks the rest. A
-// stable consumer handles untagged messages, messages with an invalid tag
+// A lane consumer handles the messages of its tag and acks the rest
+// (with WithParents, it also handles those of the lanes below it in a
+// chain while they have no consumer online; see Parent lanes). A stable
+// consumer handles untagged messages, messages with an invalid tag
 // (reported to the observer as Rejected) and messages of lanes with no
 // consumer online; it acks the messages of online lanes. It reads lane
 // liveness from the brokers (the lane groups consuming the topic, code 300;
@@ -99,6 +101,64 @@
 // while a takeover waits makes another follow it; one longer than the
 // staleness bound restarts the wait.
 //
+// # Parent lanes
+//
+// WithParents gives lanes parent chains, as rpc.WithParents does: with
+// feature-x2 -> feature-x -> stable, a message of feature-x2 goes to the
+// consumers of feature-x2, else (none online) to those of feature-x, else
+// to stable. Every consumer of a base group, stable and lanes, must be
+// given the same chains, and chains form a tree (a parent's own chain is
+// the rest of the chain: WithParents(x2, x, y) needs WithParents(x, y)).
+//
+// What the package says of stable above holds for every handler group:
+// stable, and the group of every lane that is some chain's parent. Such a
+// group watches the lanes below it (stable: every lane; lane X: the lanes
+// whose chain names X), with the same refresh, hysteresis, staleness,
+// leader (the smallest client ID among its own members), takeover and
+// keep-up. For a message of lane T, the lanes before group G are T and
+// T's parents below G. G skips the message only while it believes, on a
+// fresh view, that one of them is online; else it handles it (route proof
+// "fallback"). So the lane's tag is G's to handle once all of them are
+// offline in G's view; G's takeover of T starts then: after the takeover
+// delay since the end of the answer that said the last of them is
+// offline, G hands over T's messages from T's committed offsets to the max
+// offsets, and keeps T's offsets up with G's own committed offsets while
+// they all stay offline. While one of them is online (a parent of T above
+// it, say), G neither takes T over nor keeps its offsets up: G skipped T's
+// messages meanwhile, and moving T's offsets past them would hide them
+// from the takeover that follows when that parent goes offline. A lapse
+// in G's watch of any of those lanes, or a parent's offsets moved under
+// G's keep-up (it lived unseen), starts a new offline period of T, as it
+// does for T's own; and T's offsets are not kept up while a parent's
+// takeover is still pending, as it is the parent's keep-up that checks
+// for such a life.
+//
+// A lane listed in a chain that never had a consumer has no group, so no
+// state and no takeover of its own. A takeover of lane L therefore also
+// hands over the messages of the lanes below L that the leader has never
+// seen listed, and that no parent of theirs below L handles: each from
+// L's committed offset or, if higher, its own group's (0 when it has
+// none). Lanes seen listed get their own takeover, which runs whenever
+// L's would. L's retry topic holds the messages of lanes below it that L
+// handled and asked to retry; because chains form a tree, L's handler is
+// in their chains too, and its drain of the retry topic hands them to a
+// consumer that may handle them.
+//
+// A starting lane T seeds, per queue, the minimum of stable's committed
+// offset and that of every parent of T that has a group, online or not.
+// An online parent skips T's messages from where it is once it sees T,
+// possibly below stable. An offline parent's pending takeover hands over
+// only the parent's own tag and that of descendants never seen listed (T
+// is listed once seeded: its takeover by stable covers it instead); the
+// messages of T that stable skipped while the parent was online and
+// the parent never consumed lie above the parent's offsets, and once T is
+// online, T's own takeover by stable (which would have covered them) no
+// longer runs. So T must start at or below them. The minimum replays what
+// some group already handled (duplicates), never starts above what one
+// skipped. WaitVisible waits as before: the parents' consumers refresh at
+// the same interval as stable (give every consumer of a base group the
+// same timing options), so they see the lane within the same time.
+//
 // # What is guaranteed, and what is assumed
 //
 // Guaranteed: every message of a lane's tag that a stable instance skipped
@@ -115,6 +175,20 @@
 // is below the max offsets the takeover reads then. After the takeover,
 // below stable's committed offsets every message was handled, not skipped,
 // so keeping the lane's offsets up with them loses nothing.
+//
+// With parents, the same argument per handler group G and lane T, "the
+// lane is offline" read as "T and every parent of T below G are offline":
+// every group before G in T's chain skips T's messages only while a lane
+// before it is online, and every message below T's committed offsets was
+// consumed by T, handed over by a takeover of T, or handled by the group
+// that kept T's offsets up (it handles T's tag while it does). When G
+// takes T over, the messages some group skipped for T and nobody handled
+// are above T's committed offsets (a group before G that skipped them has
+// died, else T would not be G's) and below the max offsets G reads after
+// its delay: G hands them over. A descendant that never had a group has
+// no committed offsets; its messages are handed over with its nearest
+// parent's, from that parent's offsets, below which the parent consumed
+// (so handled) them or its handler did.
 //
 // Assumed: (1) stable instances' monotonic clocks advance at the same rate,
 // within the margin over the takeover delay, and also while an instance is
@@ -133,7 +207,8 @@
 // instance dying inside its own Start (or started WithStartWait(0)) and
 // listed for less than the watch gap is not both missed by the leader and
 // skipped for by another stable instance. (4) Only the lane consumer and
-// the stable leader write a lane group's offsets.
+// the leaders of the handler groups above it write a lane group's
+// offsets.
 //
 // # Skips before the handler goroutine
 //

@@ -144,3 +144,72 @@ func ExampleConsumer_WaitVisible() {
 	fmt.Println("stable sees the lane:", lane.WaitVisible(ctx) == nil)
 	// Output: stable sees the lane: true
 }
+
+// A lane consumer of feature-x handles the messages of feature-x2 while
+// feature-x2 has no consumer online: its chain is feature-x2 -> feature-x
+// -> stable. Every consumer of the base group gets the same chains.
+func ExampleWithParents_handled() {
+	srv, err := rocketmqtest.Run()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.CreateTopic("orders", 4); err != nil {
+		log.Fatal(err)
+	}
+	x, x2 := tagctx.MustParse("feature-x"), tagctx.MustParse("feature-x2")
+
+	got := make(chan string, 1)
+	c, err := mq.NewConsumer("orders-service",
+		mq.WithNameServer(srv.NameServer()),
+		mq.WithNode(x),
+		mq.WithParents(x2, x),
+		mq.WithObserver(func(_ context.Context, o tagctx.Observation) {
+			fmt.Printf("route proof: traffic %q, node %q, %s\n", o.Traffic, o.Node, o.Route)
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = c.Subscribe("orders", consumer.MessageSelector{},
+		func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			for _, m := range msgs {
+				got <- fmt.Sprintf("%s handled %q with tag %q", c.Group(), m.Body, tagctx.From(ctx))
+			}
+			return consumer.ConsumeSuccess, nil
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer c.Shutdown()
+
+	raw, err := rocketmq.NewProducer(producer.WithNameServer([]string{srv.NameServer()}),
+		producer.WithInstanceName("example-parents-producer"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := mq.WrapProducer(raw)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer p.Shutdown()
+	if _, err := p.SendSync(tagctx.With(context.Background(), x2), primitive.NewMessage("orders", []byte("order 43"))); err != nil {
+		log.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		fmt.Println(s)
+	case <-time.After(10 * time.Second):
+		fmt.Println("timed out")
+	}
+
+	// Output:
+	// route proof: traffic "feature-x2", node "feature-x", fallback
+	// feature-x_orders-service handled "order 43" with tag "feature-x2"
+}

@@ -208,3 +208,20 @@ func ExampleStableGroup() {
 	fmt.Println(mq.StableGroup("test_", "billing"))
 	// Output: test_billing <nil>
 }
+
+// Every consumer of a base group, stable and lanes, gets the same chains:
+// here feature-x2 -> feature-x -> stable. A parent's own chain is the rest
+// of the chain; a chain that breaks that rule is an error.
+func ExampleWithParents() {
+	x, x2 := tagctx.MustParse("feature-x"), tagctx.MustParse("feature-x2")
+	chain := mq.WithParents(x2, x)
+	newConsumer("orders-service", mq.WithNode(x), chain)            // handles feature-x2 while it has no consumer
+	newConsumer("orders-service", mq.WithNode(x2), chain)           // seeds from the minimum of stable's and feature-x's offsets
+	newConsumer("orders-service", mq.WithNode(tagctx.Tag{}), chain) // takes feature-x2 over only once feature-x is offline too
+	newConsumer("orders-service", mq.WithParents(x2, x, tagctx.MustParse("feature")))
+	// Output:
+	// feature-x_orders-service
+	// feature-x2_orders-service
+	// orders-service
+	// mq: WithParents("feature-x2", "feature-x,feature"): parent "feature-x" has the chain "", want the rest of this one, "feature": chains must form a tree (add WithParents("feature-x", "feature"))
+}

@@ -253,7 +253,10 @@ func (st *stream) waitSent(t testing.TB, n int) {
 }
 
 // gate makes a lane handler die like a crashed process: from kill on, it
-// handles nothing and never returns until the test ends.
+// handles nothing and never returns until the test ends, or until its
+// context is done: a parent lane's takeover calls the handler with a
+// context that its Shutdown cancels, and crash calls Shutdown (a killed
+// process runs nothing more, so it cannot be held up by its handler).
 type gate struct {
 	dead    atomic.Bool
 	release chan struct{}
@@ -268,7 +271,10 @@ func newGate(t testing.TB) *gate {
 func (g *gate) wrap(h mq.Handler) mq.Handler {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		if g.dead.Load() {
-			<-g.release
+			select {
+			case <-g.release:
+			case <-ctx.Done():
+			}
 			return consumer.ConsumeRetryLater, nil
 		}
 		return h(ctx, msgs...)

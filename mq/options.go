@@ -3,6 +3,7 @@ package mq
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -71,6 +72,9 @@ type config struct {
 	topicQueues    int
 	cluster        string
 	tracing        tracing // trace.go
+	// parents is each lane's parent chain (WithParents), without the lane
+	// and without stable, which ends every chain.
+	parents map[tagctx.Tag][]tagctx.Tag
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -99,6 +103,9 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if !c.nodeTagSet {
 		c.nodeTag = tagctx.Node()
+	}
+	if err := checkChains(c.parents); err != nil {
+		return config{}, err
 	}
 	c.tracing.resolve()
 	return c, nil
@@ -264,4 +271,87 @@ func WithStartWait(d time.Duration) Option {
 		c.startWait = d
 		return nil
 	})
+}
+
+// WithParents declares that messages of lane may be handled by the lanes
+// in parents, in order, before stable: a chain such as feature-x2 ->
+// feature-x -> stable. A message of lane's tag goes to lane's consumers;
+// when lane has none online, to those of the first parent that has; when
+// none has, to stable. Nothing is lost in between: the consumers of every
+// lane that is some chain's parent watch the lanes below it, and take
+// their messages over when they go offline, as stable does (see the
+// package documentation). Like rpc.WithParents, with one more rule: chains
+// form a tree, so a parent's own chain is the rest of the chain (give
+// WithParents(x2, x, y) together with WithParents(x, y)); a parent with no
+// WithParents of its own falls back to stable, so it must be the last.
+//
+// Every consumer of a base group, stable and lanes, must be given the same
+// chains: each one decides from them which messages are its own and
+// which lanes it watches and takes over, so a consumer that does not know
+// a chain can skip messages that no other consumer handles or hands over. Later calls for the same lane replace
+// earlier ones. NewConsumer fails on a chain for stable (the zero Tag), a
+// chain that names stable or repeats a lane, chains that disagree or form
+// a cycle, and a lane whose group name RocketMQ would refuse.
+func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
+	parents = slices.Clone(parents)
+	return optionFunc(func(c *config) error {
+		if err := checkChain(lane, parents); err != nil {
+			return fmt.Errorf("mq: WithParents(%s, %s): %w", tagctx.Quote(lane.String()), tagctx.Quote(chainString(parents)), err)
+		}
+		if c.parents == nil {
+			c.parents = make(map[tagctx.Tag][]tagctx.Tag)
+		}
+		c.parents[lane] = parents
+		return nil
+	})
+}
+
+// checkChain is rpc's: what no chain may hold.
+func checkChain(lane tagctx.Tag, parents []tagctx.Tag) error {
+	if lane.IsZero() {
+		return errors.New("stable has no parents")
+	}
+	for i, p := range parents {
+		switch {
+		case p.IsZero():
+			return errors.New("stable ends every chain by itself; do not list it")
+		case p == lane || slices.Contains(parents[:i], p):
+			return fmt.Errorf("%q repeats a lane of the chain", p.String())
+		}
+	}
+	return nil
+}
+
+// checkChains checks that the chains form a tree rooted at stable: each
+// parent's own chain is the rest of the chain that names it. The lanes
+// then agree on who handles what, and taking a lane's messages over is
+// the job of exactly one group at a time (the first online one up its
+// chain): with disagreeing chains, a lane's handler could be handed, from
+// the lane's retry topic, messages of a lane whose chain does not name it.
+func checkChains(chains map[tagctx.Tag][]tagctx.Tag) error {
+	lanes := slices.SortedFunc(maps.Keys(chains), func(a, b tagctx.Tag) int { return strings.Compare(a.String(), b.String()) })
+	for _, lane := range lanes {
+		chain := chains[lane]
+		for i, p := range chain {
+			want, got := chain[i+1:], chains[p]
+			if slices.Contains(got, lane) {
+				return fmt.Errorf("mq: WithParents(%s, %s): a cycle: %q has %q in its own chain %s", tagctx.Quote(lane.String()),
+					tagctx.Quote(chainString(chain)), p.String(), lane.String(), tagctx.Quote(chainString(got)))
+			}
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("mq: WithParents(%s, %s): parent %q has the chain %s, want the rest of this one, %s: chains must form a tree (add WithParents(%s, %s))",
+					tagctx.Quote(lane.String()), tagctx.Quote(chainString(chain)), p.String(), tagctx.Quote(chainString(got)),
+					tagctx.Quote(chainString(want)), tagctx.Quote(p.String()), tagctx.Quote(chainString(want)))
+			}
+		}
+	}
+	return nil
+}
+
+func chainString(parents []tagctx.Tag) string {
+	s := make([]string, len(parents))
+	for i, p := range parents {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }

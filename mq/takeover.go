@@ -41,6 +41,12 @@ func (c *Consumer) seed(ctx context.Context) error {
 			}
 			listed := slices.Contains(groups, c.group)
 			stablePresent := slices.Contains(groups, c.stable)
+			var ancestors []string // this lane's parents' groups that have offsets here
+			for _, p := range c.cfg.parents[c.tag] {
+				if g, err := LaneGroup(p, c.base); err == nil && slices.Contains(groups, g) {
+					ancestors = append(ancestors, g)
+				}
+			}
 			for id := range b.Queues {
 				q := admin.Queue{Addr: b.Addr, Topic: s.topic, ID: id}
 				if listed {
@@ -52,7 +58,7 @@ func (c *Consumer) seed(ctx context.Context) error {
 						return fmt.Errorf("mq: seed lane group %q: %w", c.group, err)
 					}
 				}
-				off, err := c.seedOffset(ctx, q, stablePresent)
+				off, err := c.seedOffset(ctx, q, stablePresent, ancestors)
 				if err == nil {
 					err = c.admin.UpdateOffset(ctx, q, c.group, off)
 				}
@@ -70,13 +76,42 @@ func (c *Consumer) seed(ctx context.Context) error {
 // consumer starts at the max offset of some earlier moment, not below the
 // min: a replay, no gap); the max offset if no stable group consumes the
 // topic on that broker (nobody owes this lane history; ConsumeFromLastOffset).
-func (c *Consumer) seedOffset(ctx context.Context, q admin.Queue, stablePresent bool) (int64, error) {
+//
+// With parents (WithParents), the minimum of that and of every parent
+// group's committed offset, the parents listed in ancestors (those with
+// offsets on q's broker), online or not. An online parent skips this
+// lane's messages from where it is once it sees the lane, which may be
+// below stable; an offline one's offsets are where its handler kept them
+// up to, or where its pending takeover will start, and that takeover hands
+// over only the parent's own tag: this lane's messages that stable skipped
+// while the parent was online, and the parent did not consume, are above
+// the parent's offsets, and only this lane consumes them once it is online
+// (its own takeover by stable, which would have covered them, ends when
+// it comes online). The minimum replays what some group handled already
+// (duplicates), never starts above what one skipped.
+func (c *Consumer) seedOffset(ctx context.Context, q admin.Queue, stablePresent bool, ancestors []string) (int64, error) {
+	var (
+		off int64
+		err error
+	)
 	if !stablePresent {
-		return c.admin.MaxOffset(ctx, q)
+		off, err = c.admin.MaxOffset(ctx, q)
+	} else {
+		off, err = c.admin.CommittedOffset(ctx, q, c.stable)
+		if errors.Is(err, admin.ErrOffsetNotFound) {
+			off, err = c.admin.MinOffset(ctx, q)
+		}
 	}
-	off, err := c.admin.CommittedOffset(ctx, q, c.stable)
-	if errors.Is(err, admin.ErrOffsetNotFound) {
-		return c.admin.MinOffset(ctx, q)
+	for _, g := range ancestors {
+		if err != nil {
+			break
+		}
+		var a int64
+		a, err = c.admin.CommittedOffset(ctx, q, g)
+		if errors.Is(err, admin.ErrOffsetNotFound) {
+			a, err = c.admin.MinOffset(ctx, q)
+		}
+		off = min(off, a)
 	}
 	return off, err
 }
@@ -94,10 +129,11 @@ func (c *Consumer) takeoverDelay() time.Duration {
 	return c.cfg.staleness + c.cfg.takeoverMargin
 }
 
-// takeoverTick does the leader's work for every offline lane. It returns
-// how long to wait for the next tick: the refresh interval, or less when a
-// pending takeover falls due sooner, so a takeover starts when its delay
-// has passed rather than up to a refresh interval later.
+// takeoverTick does the leader's work for every offline lane whose tag is
+// now this group's to handle. It returns how long to wait for the next
+// tick: the refresh interval, or less when a pending takeover falls due
+// sooner, so a takeover starts when its delay has passed rather than up to
+// a refresh interval later.
 func (c *Consumer) takeoverTick() time.Duration {
 	next := c.cfg.refresh
 	if !c.leader.Load() || !c.fresh() {
@@ -106,27 +142,39 @@ func (c *Consumer) takeoverTick() time.Duration {
 	type job struct {
 		tag     tagctx.Tag
 		group   string
+		depth   int // lanes in its segment: the parents' jobs go first
 		pending bool
 		written map[admin.Queue]int64
 		handled *handledSet
+		desc    map[tagctx.Tag]string
+		probe   []string
 		gen     uint64
 	}
 	now := time.Now()
 	var jobs []job
 	c.mu.Lock()
 	for t, ls := range c.lanes {
-		if ls.online {
+		if ls.covered {
 			continue
 		}
+		seg := c.filter.segment(t)
 		if wait := c.takeoverDelay() - now.Sub(ls.offlineSince); ls.pending && wait <= 0 {
-			jobs = append(jobs, job{tag: t, group: ls.group, pending: true, handled: ls.handled, gen: ls.gen})
+			jobs = append(jobs, job{tag: t, group: ls.group, depth: len(seg), pending: true, handled: ls.handled,
+				desc: c.descendants(t), gen: ls.gen})
 		} else if ls.pending {
 			next = min(next, max(wait, MinRefreshInterval))
-		} else if ls.settled {
-			jobs = append(jobs, job{tag: t, group: ls.group, written: ls.written, gen: ls.gen})
+		} else if ls.settled && !c.anyPending(seg[1:]) {
+			// A parent whose own takeover is still pending has not
+			// been checked for a life between two refreshes (its
+			// keep-up does that): the lane's offsets wait for it.
+			jobs = append(jobs, job{tag: t, group: ls.group, depth: len(seg), written: ls.written, probe: c.groupsOf(seg[1:]), gen: ls.gen})
 		}
 	}
 	c.mu.Unlock()
+	// A parent's keep-up that finds the parent lived unseen starts new
+	// offline periods below it before their own keep-ups could move their
+	// offsets.
+	slices.SortFunc(jobs, func(a, b job) int { return a.depth - b.depth })
 	for _, j := range jobs {
 		select {
 		case <-c.done:
@@ -142,9 +190,9 @@ func (c *Consumer) takeoverTick() time.Duration {
 			}
 		}()
 		if j.pending {
-			written, err := c.takeover(ctx, j.tag, j.group, j.handled)
+			written, err := c.takeover(ctx, j.tag, j.group, j.handled, j.desc)
 			c.mu.Lock()
-			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.gen == j.gen && err == nil {
+			if ls := c.lanes[j.tag]; ls != nil && !ls.covered && ls.gen == j.gen && err == nil {
 				c.takeovers.Add(1)
 				if ls.unwatched {
 					// A lane instance may have lived unseen during the
@@ -165,23 +213,40 @@ func (c *Consumer) takeoverTick() time.Duration {
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				ls := c.lanes[j.tag]
-				// The last answer must be recent enough that, with the
-				// probe keepUp just made, no lane instance whose Start
-				// returned could have lived unseen since: a refresh
-				// held up (a pause) has not yet published its lapse.
-				return ls != nil && !ls.online && ls.settled && ls.gen == j.gen &&
-					time.Since(ls.seenStart) <= c.watchGap()
+				if ls == nil || ls.covered || !ls.settled || ls.gen != j.gen {
+					return false
+				}
+				// The last answers must be recent enough that, with the
+				// probe keepUp just made, no instance of the lane or of
+				// a parent below this group whose Start returned could
+				// have lived unseen since: a refresh held up (a pause)
+				// has not yet published its lapse.
+				for _, a := range c.filter.segment(j.tag) {
+					if as := c.lanes[a]; as != nil && time.Since(as.seenStart) > c.watchGap() {
+						return false
+					}
+				}
+				return true
 			}
 			// An error leaves some queue for the next tick; what keepUp
 			// wrote meanwhile is in written.
-			written, relive, _ := c.keepUp(ctx, j.group, j.written, still)
+			written, relive, _ := c.keepUp(ctx, j.group, j.probe, j.written, still)
 			c.mu.Lock()
-			if ls := c.lanes[j.tag]; ls != nil && !ls.online && ls.settled && ls.gen == j.gen {
+			if ls := c.lanes[j.tag]; ls != nil && !ls.covered && ls.settled && ls.gen == j.gen {
 				switch {
 				case relive:
 					// It lived and died between two refreshes: a new
 					// offline period, taken over after the full delay.
-					ls.turnOffline(time.Now())
+					// So for every lane below it that this group
+					// handles: while it lived, instances here may have
+					// skipped their tags too.
+					now := time.Now()
+					ls.turnOffline(now)
+					for t, ds := range c.lanes {
+						if t != j.tag && !ds.covered && slices.Contains(c.filter.segment(t), j.tag) {
+							ds.turnOffline(now)
+						}
+					}
 				case written != nil:
 					// What keepUp wrote, even if another queue failed:
 					// an offset moved here but not remembered would look
@@ -197,17 +262,79 @@ func (c *Consumer) takeoverTick() time.Duration {
 	return next
 }
 
+// descendants returns the lanes below lane t in the chains (t in their
+// chain) that this instance has never seen listed, by group, leaving out
+// those it sees handled by a parent of theirs below t (online). A takeover
+// of t hands their messages over too: while t was online, this group
+// skipped them for t, and a lane that never had a consumer has no state
+// here and no takeover of its own. A lane seen listed has both: its own
+// takeover by this group, from its own offsets, runs whenever t's would
+// (its lanes before this group include t's), so handing its messages over
+// with t's would only repeat them. Called with c.mu held.
+func (c *Consumer) descendants(t tagctx.Tag) map[tagctx.Tag]string {
+	var out map[tagctx.Tag]string
+	for d, chain := range c.cfg.parents {
+		i := slices.Index(chain, t)
+		if i < 0 || c.lanes[d] != nil {
+			continue
+		}
+		covered := false
+		for _, a := range append([]tagctx.Tag{d}, chain[:i]...) {
+			if as := c.lanes[a]; as != nil && as.online {
+				covered = true
+			}
+		}
+		if covered {
+			continue
+		}
+		g, err := LaneGroup(d, c.base)
+		if err != nil {
+			continue // checked by NewConsumer
+		}
+		if out == nil {
+			out = map[tagctx.Tag]string{}
+		}
+		out[d] = g
+	}
+	return out
+}
+
+// anyPending reports whether one of lanes has a takeover pending here.
+// Called with c.mu held.
+func (c *Consumer) anyPending(lanes []tagctx.Tag) bool {
+	for _, a := range lanes {
+		if as := c.lanes[a]; as != nil && as.pending {
+			return true
+		}
+	}
+	return false
+}
+
+// groupsOf returns the groups of lanes.
+func (c *Consumer) groupsOf(lanes []tagctx.Tag) []string {
+	out := make([]string, 0, len(lanes))
+	for _, t := range lanes {
+		if g, err := LaneGroup(t, c.base); err == nil {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 func (c *Consumer) fresh() bool {
 	v := c.view.Load()
 	return v != nil && time.Now().Before(v.until)
 }
 
-// takeover hands the offline lane's messages to the stable handler: on
-// every queue, those of its tag from the lane group's committed offset to
-// the queue's max offset, then the lane group's retry backlog; each queue's
-// lane offset is moved past what was handed over. A handler failure stops
-// that queue there, to be retried at the next tick.
-func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string, done *handledSet) (map[admin.Queue]int64, error) {
+// takeover hands the offline lane's messages to this consumer's handler
+// (stable's, or a parent lane's): on every queue, those of its tag from
+// the lane group's committed offset to the queue's max offset, and those
+// of the descendants in desc (lanes below it never seen listed) from
+// there or their own group's offset, whichever is higher; then the lane
+// group's retry backlog. Each queue's lane offset is moved past what was
+// handed over. A handler failure stops that queue there, to be retried at
+// the next tick.
+func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string, done *handledSet, desc map[tagctx.Tag]string) (map[admin.Queue]int64, error) {
 	written := map[admin.Queue]int64{}
 	var errs []error
 	for _, s := range c.topics() {
@@ -219,7 +346,7 @@ func (c *Consumer) takeover(ctx context.Context, t tagctx.Tag, laneGroup string,
 		for _, b := range bs {
 			for id := range b.Queues {
 				q := admin.Queue{Addr: b.Addr, Topic: s.topic, ID: id}
-				off, ok, err := c.handoverQueue(ctx, q, b.Name, s.expr, t, laneGroup, done)
+				off, ok, err := c.handoverQueue(ctx, q, b.Name, s.expr, t, laneGroup, done, desc)
 				if ok {
 					written[q] = off
 				}
@@ -251,7 +378,7 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 	for _, b := range bs {
 		for id := range b.Queues {
 			q := admin.Queue{Addr: b.Addr, Topic: topic, ID: id}
-			if _, _, err := c.handoverQueue(ctx, q, b.Name, "*", tagctx.Tag{}, laneGroup, nil); err != nil {
+			if _, _, err := c.handoverQueue(ctx, q, b.Name, "*", tagctx.Tag{}, laneGroup, nil, nil); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -263,7 +390,7 @@ func (c *Consumer) drainRetry(ctx context.Context, laneGroup string) error {
 // queue's max offset (see handover) and moves the lane group's offset past
 // what was handed over. It returns the lane offset it leaves, and whether
 // that offset is known (read, and written if it moved).
-func (c *Consumer) handoverQueue(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, laneGroup string, done *handledSet) (int64, bool, error) {
+func (c *Consumer) handoverQueue(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, laneGroup string, done *handledSet, desc map[tagctx.Tag]string) (int64, bool, error) {
 	lo, err := c.admin.CommittedOffset(ctx, q, laneGroup)
 	if errors.Is(err, admin.ErrOffsetNotFound) {
 		// The lane group has no offset here and retention deleted offset
@@ -278,7 +405,26 @@ func (c *Consumer) handoverQueue(ctx context.Context, q admin.Queue, brokerName,
 	if err != nil {
 		return 0, false, err
 	}
-	reached, err := c.handover(ctx, q, brokerName, expr, t, lo, hi, done)
+	// A descendant's messages from its own group's committed offset on:
+	// below it, its group consumed them, or its takeover handed them over,
+	// or its handler handled them and kept its offsets up (only while no
+	// lane between them was online). A group that never committed reads
+	// back as 0 (4.9.4), or 22 where retention deleted offset 0: from 0.
+	var from map[tagctx.Tag]int64
+	for d, g := range desc {
+		off, err := c.admin.CommittedOffset(ctx, q, g)
+		if errors.Is(err, admin.ErrOffsetNotFound) {
+			off, err = 0, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if from == nil {
+			from = make(map[tagctx.Tag]int64, len(desc))
+		}
+		from[d] = off
+	}
+	reached, err := c.handover(ctx, q, brokerName, expr, t, from, lo, hi, done)
 	if reached > lo {
 		if uerr := c.admin.UpdateOffset(ctx, q, laneGroup, reached); uerr != nil {
 			return 0, false, errors.Join(uerr, err)
@@ -302,17 +448,18 @@ func HandedOver(ctx context.Context) bool {
 
 // handover pulls [lo, hi) of q and hands the messages of tag t (all
 // messages, for the zero t: a lane's retry topic holds only what the lane
-// handled) to the stable handler, grouped by tag, leaving out those done
-// lists (this instance handled them itself). It returns the offset up to
-// which everything was handed over.
-func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, lo, hi int64, done *handledSet) (int64, error) {
+// handled), and those of the descendants in from at or above their
+// offsets, to this consumer's handler, grouped by tag, leaving out those
+// done lists (this instance handled them itself). It returns the offset
+// up to which everything was handed over.
+func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr string, t tagctx.Tag, from map[tagctx.Tag]int64, lo, hi int64, done *handledSet) (int64, error) {
 	off := lo
 	hctx := context.WithValue(ctx, handedOverKey{}, true)
 	for off < hi {
 		if err := ctx.Err(); err != nil {
 			return off, err
 		}
-		r, err := c.admin.Pull(ctx, q, brokerName, c.stable, expr, off, c.cfg.handoverBatch)
+		r, err := c.admin.Pull(ctx, q, brokerName, c.group, expr, off, c.cfg.handoverBatch)
 		if err != nil {
 			return off, err
 		}
@@ -334,7 +481,9 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 			next = m.QueueOffset + 1
 			mt, _, rej := c.filter.decide(m, nil)
 			if !t.IsZero() && (rej != nil || mt != t) {
-				continue
+				if d, ok := from[mt]; rej != nil || !ok || m.QueueOffset < d {
+					continue
+				}
 			}
 			if done != nil && done.has(msgPos{q.Topic, brokerName, q.ID, m.QueueOffset}) {
 				c.notHandedOver.Add(1)
@@ -375,8 +524,8 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 }
 
 // keepUp runs while a settled lane stays offline: it drains the lane's
-// retry topic and moves the lane's offsets up to the stable group's
-// committed offsets, which stable reached handling the tag itself, so a
+// retry topic and moves the lane's offsets up to this consumer's group's
+// committed offsets, which it reached handling the tag itself, so a
 // lane restarted later does not replay them. relive reports that someone
 // else moved the lane's offsets (the lane lived between two refreshes), or
 // that the routes now hold a queue the takeover did not cover: its skipped
@@ -391,7 +540,14 @@ func (c *Consumer) handover(ctx context.Context, q admin.Queue, brokerName, expr
 // consumed, so handled. A lane that comes back resumes from the offsets
 // written here, and stable skips for it only messages it had not consumed
 // yet, at or above its committed offset.
-func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[admin.Queue]int64, still func() bool) (map[admin.Queue]int64, bool, error) {
+//
+// The same holds for a parent lane's group in stable's place (its own
+// committed offsets), and for stable when the lane has parents, as long
+// as they too are offline: probe holds their groups, and keepUp writes
+// nothing unless every one of them answers "offline" after the offsets
+// were read. While one is online this group skips the lane's tag, and
+// its state has the lane covered, not settled: no keep-up runs.
+func (c *Consumer) keepUp(ctx context.Context, laneGroup string, probe []string, written map[admin.Queue]int64, still func() bool) (map[admin.Queue]int64, bool, error) {
 	// A queue the takeover did not cover (its broker was missing from the
 	// route then, or the topic grew since) may hold messages stable skipped
 	// for the lane: hand over in full again, now that it is there.
@@ -434,7 +590,7 @@ func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[adm
 		if lane != w {
 			return nil, true, nil
 		}
-		st, err := c.admin.CommittedOffset(ctx, q, c.stable)
+		st, err := c.admin.CommittedOffset(ctx, q, c.group)
 		if errors.Is(err, admin.ErrOffsetNotFound) {
 			// Stable never committed here and retention deleted offset
 			// 0 (22 QUERY_NOT_FOUND): stable reached nothing on this
@@ -456,8 +612,15 @@ func (c *Consumer) keepUp(ctx context.Context, laneGroup string, written map[adm
 	// Read liveness again after the stable offsets: if the lane is still
 	// offline now, and was all along, no stable instance skipped its tag
 	// below them.
+	// With parents, so must every lane between it and this group be: a
+	// lane skips nothing of its descendants' while it is offline.
 	routes, _ := c.brokersOf(ctx)
-	if l, _ := c.probe(ctx, laneGroup, addrsOf(routes)); l != offline || !still() {
+	for _, g := range append([]string{laneGroup}, probe...) {
+		if l, _ := c.probe(ctx, g, addrsOf(routes)); l != offline {
+			return written, false, errors.Join(errs...)
+		}
+	}
+	if !still() {
 		return written, false, errors.Join(errs...)
 	}
 	if time.Since(checked) > c.cfg.staleness {

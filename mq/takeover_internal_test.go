@@ -134,7 +134,7 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 	var h handled
 	c := newUnstarted(t, s, topic, h.handler)
 	ctx := context.Background()
-	written, err := c.takeover(ctx, blue, "blue_svc", nil)
+	written, err := c.takeover(ctx, blue, "blue_svc", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	written, relive, err := c.keepUp(ctx, "blue_svc", written, func() bool { return true })
+	written, relive, err := c.keepUp(ctx, "blue_svc", nil, written, func() bool { return true })
 	if err != nil || relive {
 		t.Fatalf("keepUp: relive %v, %v", relive, err)
 	}
@@ -186,7 +186,7 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 	// route then): a full takeover again.
 	partial := maps.Clone(written)
 	delete(partial, admin.Queue{Addr: s.Brokers()[0].Addr, Topic: topic, ID: 3})
-	if _, relive, _ := c.keepUp(ctx, "blue_svc", partial, func() bool { return true }); !relive {
+	if _, relive, _ := c.keepUp(ctx, "blue_svc", nil, partial, func() bool { return true }); !relive {
 		t.Error("keepUp with a queue the takeover did not cover: want relive")
 	}
 
@@ -195,7 +195,7 @@ func TestTakeoverHandsOverOnlyTheLanesTag(t *testing.T) {
 	if err := s.SetCommittedOffset("blue_svc", q0, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, relive, _ := c.keepUp(ctx, "blue_svc", written, func() bool { return true }); !relive {
+	if _, relive, _ := c.keepUp(ctx, "blue_svc", nil, written, func() bool { return true }); !relive {
 		t.Error("keepUp after a foreign commit: want relive")
 	}
 }
@@ -215,7 +215,7 @@ func TestTakeoverStopsAtHandlerFailure(t *testing.T) {
 	h := handled{fail: func(m *primitive.MessageExt) bool { return failing && string(m.Body) == "blue-000050" }}
 	c := newUnstarted(t, s, topic, h.handler)
 	c.cfg.handoverBatch = 8
-	if _, err := c.takeover(context.Background(), blue, "blue_svc", nil); err == nil {
+	if _, err := c.takeover(context.Background(), blue, "blue_svc", nil, nil); err == nil {
 		t.Fatal("takeover with a failing handler: want an error")
 	}
 	q := s.Queues(topic)[0]
@@ -224,7 +224,7 @@ func TestTakeoverStopsAtHandlerFailure(t *testing.T) {
 		t.Errorf("lane offset after failure at 50 = %d, want the start of the failing batch", got)
 	}
 	failing = false
-	if _, err := c.takeover(context.Background(), blue, "blue_svc", nil); err != nil {
+	if _, err := c.takeover(context.Background(), blue, "blue_svc", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := h.count("blue"); n != 100 {
@@ -266,7 +266,7 @@ func BenchmarkRedelivery(b *testing.B) {
 		got = 0
 		b.StartTimer()
 		start := time.Now()
-		if _, err := c.takeover(context.Background(), blue, "blue_svc", nil); err != nil {
+		if _, err := c.takeover(context.Background(), blue, "blue_svc", nil, nil); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
@@ -298,7 +298,7 @@ func TestKeepUpQueueStableNeverCommitted(t *testing.T) {
 	var h handled
 	c := newUnstarted(t, s, topic, h.handler)
 	ctx := context.Background()
-	written, err := c.takeover(ctx, blue, "blue_svc", nil)
+	written, err := c.takeover(ctx, blue, "blue_svc", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestKeepUpQueueStableNeverCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	lane1, _ := s.CommittedOffset("blue_svc", qs[1])
-	next, relive, err := c.keepUp(ctx, "blue_svc", written, func() bool { return true })
+	next, relive, err := c.keepUp(ctx, "blue_svc", nil, written, func() bool { return true })
 	if err != nil || relive {
 		t.Fatalf("keepUp: relive %v, %v", relive, err)
 	}
@@ -328,7 +328,7 @@ func TestKeepUpQueueStableNeverCommitted(t *testing.T) {
 		t.Errorf("lane offset on queue 1 = %d, want it left at %d", got, lane1)
 	}
 	// The next tick sees its own writes, not a lane that lived.
-	if _, relive, err := c.keepUp(ctx, "blue_svc", next, func() bool { return true }); err != nil || relive {
+	if _, relive, err := c.keepUp(ctx, "blue_svc", nil, next, func() bool { return true }); err != nil || relive {
 		t.Errorf("second keepUp: relive %v, %v", relive, err)
 	}
 }
