@@ -517,8 +517,8 @@ func (c *Consumer) fastTag(ctx context.Context, m *primitive.MessageExt, raw str
 }
 
 // onlineNow is vw.onlineAt(time.Now()) without reading the clock when no
-// lane is online (always on a lane consumer, which has no view): onlineAt
-// answers v.online or nil, empty either way then.
+// lane is online (always on a lane consumer that is no lane's parent, which
+// has no view): onlineAt answers v.online or nil, empty either way then.
 func onlineNow(vw *view) map[tagctx.Tag]struct{} {
 	if vw == nil || len(vw.online) == 0 {
 		return nil
