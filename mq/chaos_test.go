@@ -1,18 +1,12 @@
 package mq_test
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/apache/rocketmq-client-go/v2/consumer"
-	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/taglane/taglane/mq"
 	"github.com/taglane/taglane/mq/rocketmqtest"
 )
@@ -25,20 +19,7 @@ import (
 func TestChaos(t *testing.T) {
 	t.Parallel()
 	skipIfClientRaces(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("MQ_CHAOS_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("MQ_CHAOS_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d (MQ_CHAOS_SEED=%d replays it)", seed, seed)
-	defer func() {
-		if t.Failed() {
-			t.Logf("failed with seed %d", seed)
-		}
-	}()
-	rng := rand.New(rand.NewPCG(seed, 0))
+	rng := chaosRand(t)
 
 	s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2), rocketmqtest.WithDelayLevels(100*time.Millisecond))
 	// Two topics whose queues share broker names, IDs and offsets: what a
@@ -50,32 +31,11 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	rec := new(rocketmqtest.Recorder)
-	var (
-		retryMu sync.Mutex
-		retried = map[string]bool{}
-	)
 	// Stable asks for a retry of some messages once too, so messages come
 	// back from its own retry topic, whose queue positions collide with
 	// the topics' as well.
-	stableHandler := func(name string) mq.Handler {
-		var mu sync.Mutex
-		r := rand.New(rand.NewPCG(rng.Uint64(), 2))
-		h := rec.Handler(name)
-		return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-			mu.Lock()
-			fail := r.Float64() < 0.01
-			mu.Unlock()
-			if fail && msgs[0].ReconsumeTimes == 0 {
-				retryMu.Lock()
-				for _, m := range msgs {
-					retried[string(m.Body)] = true
-				}
-				retryMu.Unlock()
-				return consumer.ConsumeRetryLater, nil
-			}
-			return h(ctx, msgs...)
-		}
-	}
+	var retried retries
+	stableHandler := func(name string) mq.Handler { return retried.handler(rng, 0.01, rec, name) }
 	stables := []*mq.Consumer{
 		startMulti(t, s, "", stableHandler("stable-0"), topics),
 		startMulti(t, s, "", stableHandler("stable-1"), topics),
@@ -97,23 +57,7 @@ func TestChaos(t *testing.T) {
 	)
 	// Lanes ask for a retry of some messages once, so their retry topics
 	// fill up and must be drained when they go offline.
-	laneHandler := func(tag string, retry float64) mq.Handler {
-		var mu sync.Mutex
-		r := rand.New(rand.NewPCG(rng.Uint64(), 1))
-		return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-			mu.Lock()
-			fail := r.Float64() < retry
-			mu.Unlock()
-			if fail && msgs[0].ReconsumeTimes == 0 {
-				retryMu.Lock()
-				retried[string(msgs[0].Body)] = true
-				retryMu.Unlock()
-				return consumer.ConsumeRetryLater, nil
-			}
-			rec.Record(ctx, tag, msgs...)
-			return consumer.ConsumeSuccess, nil
-		}
-	}
+	laneHandler := func(tag string, retry float64) mq.Handler { return retried.handler(rng, retry, rec, tag) }
 	// Stable instances pause too (as by SIGSTOP or a long GC pause), one
 	// at a time, for up to three staleness bounds: their beliefs go stale
 	// under them while lanes come and go.
@@ -216,38 +160,12 @@ func TestChaos(t *testing.T) {
 	}
 	lostBodies := waitLost(t, rec, 40*time.Second, all)
 	if len(lostBodies) > 0 {
-		for _, e := range events {
-			t.Log(e)
-		}
-		where := map[string]string{}
-		for _, topic := range topics {
-			for _, m := range s.Messages(topic) {
-				where[string(m.Body)] = fmt.Sprintf("%s %s/q%d@%d stored %s", topic, m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset,
-					time.UnixMilli(m.StoreTimestamp).Sub(t0).Round(time.Millisecond))
-			}
-		}
-		for i, b := range lostBodies {
-			if i < 10 {
-				t.Logf("lost %s at %s", b, where[b])
-			}
-		}
-		// Who the brokers still list, and what the stables believe.
+		// Who the brokers still list, beside what the stables believe.
 		for _, tag := range []string{"a", "b", "c"} {
 			t.Logf("group %s_svc: members %q", tag, s.OnlineConsumers(tag+"_svc"))
 		}
-		for i, c := range stables {
-			t.Logf("stable-%d: leader %v, online %v, stats %+v", i, c.Leader(), c.Online(), c.Stats())
-		}
 	}
-	for i, b := range lostBodies {
-		if i == 10 {
-			break
-		}
-		retryMu.Lock()
-		r := retried[b]
-		retryMu.Unlock()
-		t.Errorf("lost %s (a handler asked to retry it: %v)", b, r)
-	}
+	reportLost(t, s, topics, t0, events, lostBodies, &retried, stables)
 	got := rec.ByBody()
 	misroutes := 0
 	for _, d := range rec.Deliveries() {
@@ -256,11 +174,7 @@ func TestChaos(t *testing.T) {
 			t.Errorf("misroute: lane %s handled %s", d.Consumer, d.Body())
 		}
 	}
-	var redelivered, takeovers uint64
-	for _, c := range stables {
-		redelivered += c.Stats().Redelivered
-		takeovers += c.Stats().Takeovers
-	}
+	takeovers, redelivered := stableTotals(stables)
 	lost := 0
 	for _, b := range all {
 		if len(got[b]) == 0 {
@@ -268,7 +182,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; stable pauses %d (of the leader %d, longer than the staleness bound %d), restarts %d; %d retries; takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
-		len(all), starts, stops, kills, pauses, leaderPauses, longPauses, restarts, len(retried), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
+		len(all), starts, stops, kills, pauses, leaderPauses, longPauses, restarts, retried.count(), takeovers, redelivered, lost, rec.Duplicates(all...), misroutes)
 	if len(all) < 2000 {
 		t.Errorf("only %d messages sent, want thousands", len(all))
 	}

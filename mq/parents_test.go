@@ -3,10 +3,7 @@ package mq_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,20 +290,7 @@ func TestParentsTakeover(t *testing.T) {
 func TestChaosParents(t *testing.T) {
 	t.Parallel()
 	skipIfClientRaces(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("MQ_CHAOS_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("MQ_CHAOS_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d (MQ_CHAOS_SEED=%d replays it)", seed, seed)
-	defer func() {
-		if t.Failed() {
-			t.Logf("failed with seed %d", seed)
-		}
-	}()
-	rng := rand.New(rand.NewPCG(seed, 0))
+	rng := chaosRand(t)
 
 	s := rocketmqtest.RunT(t, rocketmqtest.WithBrokers(2), rocketmqtest.WithDelayLevels(100*time.Millisecond))
 	topics := []string{"chaosp", "chaosp-2"}
@@ -318,32 +302,11 @@ func TestChaosParents(t *testing.T) {
 	chains := map[string][]string{"c": {"b", "a"}, "b": {"a"}, "e": {"a"}}
 	opts := chainOpts(chains)
 	rec := new(rocketmqtest.Recorder)
-	var (
-		retryMu sync.Mutex
-		retried = map[string]bool{}
-	)
 	// Every handler asks for a retry of some messages once, so retry
 	// topics fill up, stable's and the lanes' (whose hold messages of the
 	// lanes below them too), and must be drained when a lane goes offline.
-	handler := func(name string, retry float64) mq.Handler {
-		var mu sync.Mutex
-		r := rand.New(rand.NewPCG(rng.Uint64(), 1))
-		return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-			mu.Lock()
-			fail := r.Float64() < retry
-			mu.Unlock()
-			if fail && msgs[0].ReconsumeTimes == 0 {
-				retryMu.Lock()
-				for _, m := range msgs {
-					retried[string(m.Body)] = true
-				}
-				retryMu.Unlock()
-				return consumer.ConsumeRetryLater, nil
-			}
-			rec.Record(ctx, name, msgs...)
-			return consumer.ConsumeSuccess, nil
-		}
-	}
+	var retried retries
+	handler := func(name string, rate float64) mq.Handler { return retried.handler(rng, rate, rec, name) }
 	stables := []*mq.Consumer{
 		startMulti(t, s, "", handler("stable-0", 0.01), topics, opts...),
 		startMulti(t, s, "", handler("stable-1", 0.01), topics, opts...),
@@ -448,30 +411,7 @@ func TestChaosParents(t *testing.T) {
 		}
 	}
 	lostBodies := waitLost(t, rec, 40*time.Second, all)
-	if len(lostBodies) > 0 {
-		for _, e := range events {
-			t.Log(e)
-		}
-		where := map[string]string{}
-		for _, topic := range topics {
-			for _, m := range s.Messages(topic) {
-				where[string(m.Body)] = fmt.Sprintf("%s %s/q%d@%d stored %s", topic, m.Queue.BrokerName, m.Queue.QueueId, m.QueueOffset,
-					time.UnixMilli(m.StoreTimestamp).Sub(t0).Round(time.Millisecond))
-			}
-		}
-		for i, b := range lostBodies {
-			if i == 10 {
-				break
-			}
-			retryMu.Lock()
-			r := retried[b]
-			retryMu.Unlock()
-			t.Errorf("lost %s at %s (a handler asked to retry it: %v)", b, where[b], r)
-		}
-		for i, c := range stables {
-			t.Logf("stable-%d: leader %v, online %v, stats %+v", i, c.Leader(), c.Online(), c.Stats())
-		}
-	}
+	reportLost(t, s, topics, t0, events, lostBodies, &retried, stables)
 	misroutes := chainMisroutes(rec, chains)
 	for i, m := range misroutes {
 		if i == 10 {
@@ -479,13 +419,9 @@ func TestChaosParents(t *testing.T) {
 		}
 		t.Errorf("misroute: %s", m)
 	}
-	var redelivered, takeovers uint64
-	for _, c := range stables {
-		redelivered += c.Stats().Redelivered
-		takeovers += c.Stats().Takeovers
-	}
+	takeovers, redelivered := stableTotals(stables)
 	t.Logf("%d messages; lanes started %d, stopped %d, crashed %d; pauses %d (of lanes %d); %d retries; stable takeovers %d, handed over %d; lost %d, duplicates %d, misroutes %d",
-		len(all), starts, stops, kills, pauses, lanePauses, len(retried), takeovers, redelivered, len(lostBodies), rec.Duplicates(all...), len(misroutes))
+		len(all), starts, stops, kills, pauses, lanePauses, retried.count(), takeovers, redelivered, len(lostBodies), rec.Duplicates(all...), len(misroutes))
 	if len(all) < 2000 {
 		t.Errorf("only %d messages sent, want thousands", len(all))
 	}
