@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
 	"github.com/taglane/taglane/mq/internal/remoting"
 	"github.com/taglane/taglane/mq/rocketmqtest"
 	"github.com/taglane/taglane/tagctx"
@@ -183,32 +186,11 @@ func TestConcurrentConsumeRefreshTakeover(t *testing.T) {
 	c.refresh(context.Background())
 	c.startLoops()
 
-	f := c.consumeFunc(c.subscriptionOf(topic))
-	msgs := s.Messages(topic)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; ; i = (i + 4) % len(msgs) {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				f(context.Background(), msgs[i])
-				if i%7 == 0 {
-					f(context.Background(), msgs[i], msgs[(i+1)%len(msgs)])
-				}
-			}
-		}()
-	}
+	stop := hammer(c.consumeFunc(c.subscriptionOf(topic)), s.Messages(topic))
 	waitUntil(t, func() bool { return c.Stats().Skipped > 500 })
 	blue.Close() // the lane goes offline while messages flow
 	waitUntil(t, func() bool { return c.Stats().Takeovers > 0 })
-	close(stop)
-	wg.Wait()
+	stop()
 	c.stopLoops()
 	if !c.Leader() {
 		t.Error("the only stable member is not the leader")
@@ -220,4 +202,33 @@ func TestConcurrentConsumeRefreshTakeover(t *testing.T) {
 		t.Errorf("stats %+v: want the hot path to handle blue once offline, and the takeover to hand over or leave out each message once", st)
 	}
 	t.Logf("stats %+v", c.Stats())
+}
+
+// hammer calls f from four goroutines over msgs, one at a time and now and
+// then two in a batch, as the client's consume goroutines would, until the
+// returned stop is called; stop returns once they have all returned.
+func hammer(f func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error), msgs []*primitive.MessageExt) (stop func()) {
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ; i = (i + 4) % len(msgs) {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				f(context.Background(), msgs[i])
+				if i%7 == 0 {
+					f(context.Background(), msgs[i], msgs[(i+1)%len(msgs)])
+				}
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -541,32 +540,11 @@ func TestParentsConcurrentConsumeRefreshTakeover(t *testing.T) {
 	c.refresh(context.Background())
 	c.startLoops()
 
-	f := c.consumeFunc(c.subscriptionOf(topic))
-	msgs := s.Messages(topic)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; ; i = (i + 4) % len(msgs) {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				f(context.Background(), msgs[i])
-				if i%7 == 0 {
-					f(context.Background(), msgs[i], msgs[(i+1)%len(msgs)])
-				}
-			}
-		}()
-	}
+	stop := hammer(c.consumeFunc(c.subscriptionOf(topic)), s.Messages(topic))
 	waitUntil(t, func() bool { return c.Stats().Skipped > 500 })
 	blue.Close() // the lane goes offline while messages flow
 	waitUntil(t, func() bool { return c.Stats().Takeovers > 0 })
-	close(stop)
-	wg.Wait()
+	stop()
 	c.stopLoops()
 	if !c.Leader() {
 		t.Error("the only member of x's group is not its leader")
