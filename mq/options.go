@@ -295,7 +295,7 @@ func WithStartWait(d time.Duration) Option {
 func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
 	parents = slices.Clone(parents)
 	return optionFunc(func(c *config) error {
-		if err := checkChain(lane, parents); err != nil {
+		if err := tagctx.CheckChain(lane, parents); err != nil {
 			return fmt.Errorf("mq: WithParents(%s, %s): %w", tagctx.Quote(lane.String()), tagctx.Quote(chainString(parents)), err)
 		}
 		if c.parents == nil {
@@ -304,22 +304,6 @@ func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
 		c.parents[lane] = parents
 		return nil
 	})
-}
-
-// checkChain is rpc's: what no chain may hold.
-func checkChain(lane tagctx.Tag, parents []tagctx.Tag) error {
-	if lane.IsZero() {
-		return errors.New("stable has no parents")
-	}
-	for i, p := range parents {
-		switch {
-		case p.IsZero():
-			return errors.New("stable ends every chain by itself; do not list it")
-		case p == lane || slices.Contains(parents[:i], p):
-			return fmt.Errorf("%q repeats a lane of the chain", p.String())
-		}
-	}
-	return nil
 }
 
 // checkChains checks that the chains form a tree rooted at stable: each

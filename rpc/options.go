@@ -212,7 +212,7 @@ func WithFallback(f Fallback) Option {
 // ones. New fails on a chain for stable (the zero Tag) or that names
 // stable or repeats a lane.
 func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
-	if err := checkChain(lane, parents); err != nil {
+	if err := tagctx.CheckChain(lane, parents); err != nil {
 		return badOption{fmt.Errorf("rpc: WithParents(%s, %s): %w", tagctx.Quote(lane.String()), tagctx.Quote(chainString(parents)), err)}
 	}
 	parents = slices.Clone(parents)
@@ -222,23 +222,6 @@ func WithParents(lane tagctx.Tag, parents ...tagctx.Tag) Option {
 		}
 		o.parents[lane] = parents
 	})
-}
-
-// checkChain is what the balancer's config parser would refuse, found
-// when the option is built so the error can name it.
-func checkChain(lane tagctx.Tag, parents []tagctx.Tag) error {
-	if lane.IsZero() {
-		return errors.New("stable has no parents")
-	}
-	for i, p := range parents {
-		switch {
-		case p.IsZero():
-			return errors.New("stable ends every chain by itself; do not list it")
-		case p == lane || slices.Contains(parents[:i], p):
-			return fmt.Errorf("%q repeats a lane of the chain", p.String())
-		}
-	}
-	return nil
 }
 
 func chainString(parents []tagctx.Tag) string {

@@ -2,7 +2,10 @@ package tagctx
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -48,6 +51,25 @@ func (r Route) String() string {
 		return "misroute"
 	}
 	return "unknown"
+}
+
+// CheckChain reports why lane cannot have the parent chain parents (as in
+// rpc.WithParents and mq.WithParents), nil if it can: stable has no
+// parents, stable is never listed (it ends every chain by itself), and no
+// lane appears twice.
+func CheckChain(lane Tag, parents []Tag) error {
+	if lane.IsZero() {
+		return errors.New("stable has no parents")
+	}
+	for i, p := range parents {
+		switch {
+		case p.IsZero():
+			return errors.New("stable ends every chain by itself; do not list it")
+		case p == lane || slices.Contains(parents[:i], p):
+			return fmt.Errorf("%q repeats a lane of the chain", p.s)
+		}
+	}
+	return nil
 }
 
 // Decide classifies a hop. parents lists lanes the traffic's lane may fall

@@ -3,6 +3,7 @@ package tagctx
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -104,5 +105,30 @@ func TestRecordMisrouteAlwaysReported(t *testing.T) {
 		!strings.Contains(out, "level=WARN") || !strings.Contains(out, "taglane.traffic_tag=a") ||
 		!strings.Contains(out, "taglane.node_tag=b") || !strings.Contains(out, "operation=/svc/M") {
 		t.Errorf("log = %q, want one warning naming the hop", out)
+	}
+}
+
+func TestCheckChain(t *testing.T) {
+	a, b, c := MustParse("a"), MustParse("b"), MustParse("c")
+	tests := []struct {
+		name    string
+		lane    Tag
+		parents []Tag
+		wantErr string
+	}{
+		{name: "no parents", lane: a},
+		{name: "chain", lane: a, parents: []Tag{b, c}},
+		{name: "stable lane", lane: Tag{}, parents: []Tag{b}, wantErr: "stable has no parents"},
+		{name: "stable listed", lane: a, parents: []Tag{b, {}}, wantErr: "stable ends every chain by itself; do not list it"},
+		{name: "lane in its own chain", lane: a, parents: []Tag{b, a}, wantErr: `"a" repeats a lane of the chain`},
+		{name: "parent twice", lane: a, parents: []Tag{b, c, b}, wantErr: `"b" repeats a lane of the chain`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckChain(tt.lane, tt.parents)
+			if got := fmt.Sprint(err); tt.wantErr == "" && err != nil || tt.wantErr != "" && got != tt.wantErr {
+				t.Fatalf("CheckChain = %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }
