@@ -30,8 +30,10 @@
 //
 // # Failures
 //
-// A graceful Registration.Close revokes the lease: the instance is gone
-// at once. A process that dies stops renewing: etcd removes its keys when
+// Register returns once etcd has answered the lease's first renewal, so a
+// registered instance is being kept alive (see Register for why the
+// written key is not enough). A graceful Registration.Close revokes the
+// lease: the instance is gone at once. A process that dies stops renewing: etcd removes its keys when
 // the lease TTL has passed. While etcd is unreachable, watchers keep the
 // last state they had (no update comes) and registrations keep trying;
 // when it is back, watches resume where they were (or re-read everything
