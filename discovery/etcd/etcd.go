@@ -235,7 +235,10 @@ func quote(b []byte) string {
 // down gracefully (it takes about 5s) keeps serving the streams it has
 // and its lease expiry, but accepts no new stream: a registration whose
 // stream was not open yet would expire and vanish for every watcher then.
-// If ctx ends first, the lease is revoked and Register fails.
+// If ctx ends first, the lease is revoked and Register fails. The cost:
+// clientv3 sends the first renewal of a client's first lease at once, of
+// its later leases at its next tick (every 500ms), so Register takes up
+// to half a second longer.
 func (r *Registry) Register(ctx context.Context, inst discovery.Instance) (discovery.Registration, error) {
 	if err := inst.Check(); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
