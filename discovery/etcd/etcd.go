@@ -30,8 +30,10 @@
 //
 // # Failures
 //
-// A graceful Registration.Close revokes the lease: the instance is gone
-// at once. A process that dies stops renewing: etcd removes its keys when
+// Register returns once etcd has answered the lease's first renewal, so a
+// registered instance is being kept alive (see Register for why the
+// written key is not enough). A graceful Registration.Close revokes the
+// lease: the instance is gone at once. A process that dies stops renewing: etcd removes its keys when
 // the lease TTL has passed. While etcd is unreachable, watchers keep the
 // last state they had (no update comes) and registrations keep trying;
 // when it is back, watches resume where they were (or re-read everything
@@ -226,6 +228,17 @@ func quote(b []byte) string {
 // Register puts inst under a new lease and keeps the lease alive until
 // Close (which revokes it) or until the client is closed (which lets it
 // expire, as a crash would).
+//
+// It returns once etcd has answered the first renewal, not when the key
+// is written: clientv3 opens the renewal stream in the background, and
+// until it is open nothing keeps the lease alive. An etcd that is shutting
+// down gracefully (it takes about 5s) keeps serving the streams it has
+// and its lease expiry, but accepts no new stream: a registration whose
+// stream was not open yet would expire and vanish for every watcher then.
+// If ctx ends first, the lease is revoked and Register fails. The cost:
+// clientv3 sends the first renewal of a client's first lease at once, of
+// its later leases at its next tick (every 500ms), so Register takes up
+// to half a second longer.
 func (r *Registry) Register(ctx context.Context, inst discovery.Instance) (discovery.Registration, error) {
 	if err := inst.Check(); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
@@ -240,8 +253,40 @@ func (r *Registry) Register(ctx context.Context, inst discovery.Instance) (disco
 		return nil, err
 	}
 	reg.ctx, reg.cancel = context.WithCancel(context.Background())
-	go reg.keep(lease)
+	ch, err := reg.renewed(ctx, lease)
+	if err != nil {
+		reg.cancel()
+		r.revoke(ctx, lease)
+		return nil, err
+	}
+	go reg.keep(ch)
 	return reg, nil
+}
+
+// renewed starts renewing lease and waits for etcd's first answer.
+func (g *registration) renewed(ctx context.Context, lease clientv3.LeaseID) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	ch, err := g.r.c.KeepAlive(g.ctx, lease)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: register %q: renew lease: %w", g.key, err)
+	}
+	select {
+	case _, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("etcd: register %q: lease lost before its first renewal", g.key)
+		}
+		return ch, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("etcd: register %q: no renewal of the lease yet: %w", g.key, ctx.Err())
+	}
+}
+
+// revoke revokes lease, best effort: bounded by the lease's own TTL,
+// since it expires by then anyway, and with ctx's values but not its end
+// (it cleans up after a failure, often ctx's).
+func (r *Registry) revoke(ctx context.Context, lease clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(r.ttl)*time.Second)
+	defer cancel()
+	r.c.Revoke(ctx, lease)
 }
 
 type registration struct {
@@ -263,8 +308,7 @@ func (g *registration) put(ctx context.Context) (clientv3.LeaseID, error) {
 		return 0, fmt.Errorf("etcd: register %q: grant lease: %w", g.key, err)
 	}
 	if _, err := g.r.c.Put(ctx, g.key, g.val, clientv3.WithLease(l.ID)); err != nil {
-		// Best effort: the lease would expire anyway.
-		g.r.c.Revoke(context.WithoutCancel(ctx), l.ID)
+		g.r.revoke(ctx, l.ID)
 		return 0, fmt.Errorf("etcd: register %q: put: %w", g.key, err)
 	}
 	g.mu.Lock()
@@ -273,17 +317,15 @@ func (g *registration) put(ctx context.Context) (clientv3.LeaseID, error) {
 	return l.ID, nil
 }
 
-// keep renews the lease; when the lease is lost (etcd was unreachable for
-// longer than the TTL), it registers again under a new one.
-func (g *registration) keep(lease clientv3.LeaseID) {
+// keep follows the renewals of the lease (ch); when the lease is lost
+// (etcd was unreachable for longer than the TTL), it registers again
+// under a new one.
+func (g *registration) keep(ch <-chan *clientv3.LeaseKeepAliveResponse) {
 	defer close(g.done)
 	pause := retryMin
 	for {
-		ch, err := g.r.c.KeepAlive(g.ctx, lease)
-		if err == nil {
-			for range ch {
-				pause = retryMin
-			}
+		for range ch {
+			pause = retryMin
 		}
 		if g.ctx.Err() != nil || g.r.c.Ctx().Err() != nil {
 			return // closed, or the client was: a crash, for etcd
@@ -294,10 +336,13 @@ func (g *registration) keep(lease clientv3.LeaseID) {
 				return
 			}
 			pause = min(2*pause, retryMax)
-			if lease, err = g.put(g.ctx); err == nil {
-				break
+			lease, err := g.put(g.ctx)
+			if err == nil {
+				if ch, err = g.r.c.KeepAlive(g.ctx, lease); err == nil {
+					break
+				}
 			}
-			if g.r.c.Ctx().Err() != nil {
+			if g.ctx.Err() != nil || g.r.c.Ctx().Err() != nil {
 				return
 			}
 			g.r.report(err)

@@ -113,7 +113,11 @@ func (s *Server) Restart() error {
 }
 
 // Stop stops the server; its data stays for Restart. Clients see it as
-// unreachable.
+// unreachable, but not at once: etcd stops gracefully, which takes about
+// 5s while clients hold streams (a watch does). Meanwhile it refuses new
+// connections and streams, yet serves the streams it has, watches and
+// lease renewals, and still expires leases: a lease whose renewal stream
+// was not open when Stop began expires then, and watchers see its keys go.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
