@@ -168,30 +168,7 @@ func TestConcurrentConsumeRefreshTakeover(t *testing.T) {
 	}
 	p := rawProducer(t, s)
 	sendBatches(t, p, topic, tagctx.MustParse("blue"), "blue", 200)
-	addr := s.Brokers()[0].Addr
-	var h handled
-	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNode(tagctx.Tag{}),
-		WithRefreshInterval(10*time.Millisecond), WithTakeoverMargin(0), WithInstanceName(uniq("stable")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Subscribe(topic, subAll, h.handler); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.admin.Close() })
-	// The stable group needs a member for a leader: this consumer's own
-	// client ID, heartbeating over a connection of its own.
-	heartbeat(t, addr, "127.0.0.1@"+c.InstanceName(), "svc", topic)
-	blue := heartbeat(t, addr, "127.0.0.1@blue-1", "blue_svc", topic)
-	c.refresh(context.Background())
-	c.startLoops()
-
-	stop := hammer(c.consumeFunc(c.subscriptionOf(topic)), s.Messages(topic))
-	waitUntil(t, func() bool { return c.Stats().Skipped > 500 })
-	blue.Close() // the lane goes offline while messages flow
-	waitUntil(t, func() bool { return c.Stats().Takeovers > 0 })
-	stop()
-	c.stopLoops()
+	c, h := takeoverUnderLoad(t, s, topic, "svc", WithNode(tagctx.Tag{}), WithInstanceName(uniq("stable")))
 	if !c.Leader() {
 		t.Error("the only stable member is not the leader")
 	}
@@ -202,6 +179,41 @@ func TestConcurrentConsumeRefreshTakeover(t *testing.T) {
 		t.Errorf("stats %+v: want the hot path to handle blue once offline, and the takeover to hand over or leave out each message once", st)
 	}
 	t.Logf("stats %+v", c.Stats())
+}
+
+// takeoverUnderLoad starts the refresh and takeover loops of a handler
+// group's consumer (group, built with opts, handling every message of topic
+// in h) beside a lane blue whose member heartbeats over a connection of its
+// own, calls its consume path from four goroutines, takes blue offline
+// once the hot path skips, and returns, every goroutine stopped, after the
+// first takeover.
+func takeoverUnderLoad(t *testing.T, s *rocketmqtest.Server, topic, group string, opts ...Option) (*Consumer, *handled) {
+	t.Helper()
+	addr := s.Brokers()[0].Addr
+	h := new(handled)
+	c, err := NewConsumer("svc", append([]Option{WithNameServer(s.NameServer()),
+		WithRefreshInterval(10 * time.Millisecond), WithTakeoverMargin(0)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(topic, subAll, h.handler); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.admin.Close() })
+	// The group needs a member for a leader: this consumer's own client
+	// ID, heartbeating over a connection of its own.
+	heartbeat(t, addr, "127.0.0.1@"+c.InstanceName(), group, topic)
+	blue := heartbeat(t, addr, "127.0.0.1@blue-1", "blue_svc", topic)
+	c.refresh(context.Background())
+	c.startLoops()
+
+	stop := hammer(c.consumeFunc(c.subscriptionOf(topic)), s.Messages(topic))
+	waitUntil(t, func() bool { return c.Stats().Skipped > 500 })
+	blue.Close() // the lane goes offline while messages flow
+	waitUntil(t, func() bool { return c.Stats().Takeovers > 0 })
+	stop()
+	c.stopLoops()
+	return c, h
 }
 
 // hammer calls f from four goroutines over msgs, one at a time and now and

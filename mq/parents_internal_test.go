@@ -522,30 +522,7 @@ func TestParentsConcurrentConsumeRefreshTakeover(t *testing.T) {
 	blueTag := tagctx.MustParse("blue")
 	sendBatches(t, p, topic, blueTag, "blue", 200)
 	sendBatches(t, p, topic, tagO, "o", 50) // another lane's: never x's
-	addr := s.Brokers()[0].Addr
-	var h handled
-	c, err := NewConsumer("svc", WithNameServer(s.NameServer()), WithNode(tagX), WithParents(blueTag, tagX),
-		WithRefreshInterval(10*time.Millisecond), WithTakeoverMargin(0), WithInstanceName(uniq("x")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Subscribe(topic, subAll, h.handler); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.admin.Close() })
-	// x's group needs a member for a leader: this consumer's own client
-	// ID, heartbeating over a connection of its own.
-	heartbeat(t, addr, "127.0.0.1@"+c.InstanceName(), "x_svc", topic)
-	blue := heartbeat(t, addr, "127.0.0.1@blue-1", "blue_svc", topic)
-	c.refresh(context.Background())
-	c.startLoops()
-
-	stop := hammer(c.consumeFunc(c.subscriptionOf(topic)), s.Messages(topic))
-	waitUntil(t, func() bool { return c.Stats().Skipped > 500 })
-	blue.Close() // the lane goes offline while messages flow
-	waitUntil(t, func() bool { return c.Stats().Takeovers > 0 })
-	stop()
-	c.stopLoops()
+	c, h := takeoverUnderLoad(t, s, topic, "x_svc", WithNode(tagX), WithParents(blueTag, tagX), WithInstanceName(uniq("x")))
 	if !c.Leader() {
 		t.Error("the only member of x's group is not its leader")
 	}
